@@ -1,0 +1,27 @@
+# The ecosystem's everyday commands. `make test` is what CI runs.
+GO      ?= go
+BINARIES := $(notdir $(wildcard cmd/*))
+
+.PHONY: build test test-short lint run fmt
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+lint:
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+
+# The whole suite, with the race detector, on the embedded broker unless KAFKA_BROKERS or
+# KAFKA_BACKEND say otherwise.
+test: lint
+	$(GO) test -race -timeout 14m ./...
+
+test-short:
+	$(GO) test -short ./...
+
+run:
+	$(GO) run ./cmd/ecosystem
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')

@@ -1,0 +1,114 @@
+// Package broker runs the embedded Kafka broker: franz-go's kfake, a Kafka-protocol broker
+// inside this process, persisting to a data directory so that topics, records and committed
+// offsets survive a restart. It is the default broker of the one-command ecosystem and of
+// the tests; real Kafka clients (kcat, Java) connect to it like to any broker.
+package broker
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// Options configures the embedded broker.
+type Options struct {
+	// Addr is the listen address, host:port; port 0 picks a free port. The host is also what
+	// clients are told to connect to, so it must be reachable by them (default 127.0.0.1).
+	Addr string
+	// DataDir persists the broker's state; empty keeps everything in memory.
+	DataDir string
+	// Partitions is the default partition count for topics created without one.
+	Partitions int
+	// SyncWrites fsyncs every batch: slower, but a machine crash loses nothing acknowledged.
+	SyncWrites bool
+	// Logger receives the broker's warnings and errors; nil discards them.
+	Logger *slog.Logger
+}
+
+// Broker is a running embedded broker.
+type Broker struct {
+	cluster *kfake.Cluster
+	addr    string
+}
+
+// Start starts a single-node broker. With one node every topic has replication 1.
+func Start(opts Options) (*Broker, error) {
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("start broker: listen address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return nil, fmt.Errorf("start broker: port %q: %w", portText, err)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	kopts := []kfake.Opt{
+		kfake.Ports(port),
+		kfake.ClusterID("ordersys-embedded"),
+		// Listen where asked; kfake itself would always pick 127.0.0.1.
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+		}),
+		// Allow session timeouts below Kafka's 6 s minimum, for fast failover in tests.
+		kfake.GroupMinSessionTimeout(time.Second),
+	}
+	if opts.Partitions > 0 {
+		kopts = append(kopts, kfake.DefaultNumPartitions(opts.Partitions))
+	}
+	if opts.DataDir != "" {
+		kopts = append(kopts, kfake.DataDir(opts.DataDir))
+	}
+	if opts.SyncWrites {
+		kopts = append(kopts, kfake.SyncWrites())
+	}
+	if opts.Logger != nil {
+		kopts = append(kopts, kfake.WithLogger(kfakeLogger{opts.Logger}))
+	}
+	c, err := kfake.NewCluster(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("start broker on %s: %w", addr, err)
+	}
+	addrs := c.ListenAddrs()
+	if len(addrs) != 1 {
+		c.Close()
+		return nil, fmt.Errorf("start broker: expected one listener, got %v", addrs)
+	}
+	return &Broker{cluster: c, addr: addrs[0]}, nil
+}
+
+// Addr is the bootstrap address clients connect to.
+func (b *Broker) Addr() string { return b.addr }
+
+// Addrs is the bootstrap list, for configuration structs.
+func (b *Broker) Addrs() []string { return []string{b.addr} }
+
+// Cluster exposes kfake for tests that need its controls (compaction, fault injection).
+func (b *Broker) Cluster() *kfake.Cluster { return b.cluster }
+
+// Close stops the broker and, with a data directory, saves its state.
+func (b *Broker) Close() { b.cluster.Close() }
+
+// kfakeLogger forwards kfake's warnings and errors to slog; its info level logs every request.
+type kfakeLogger struct{ l *slog.Logger }
+
+func (k kfakeLogger) Logf(level kfake.LogLevel, msg string, args ...any) {
+	if level > kfake.LogLevelWarn || level == kfake.LogLevelNone {
+		return
+	}
+	text := fmt.Sprintf(msg, args...)
+	if level == kfake.LogLevelError {
+		k.l.Error(text, slog.String("component", "broker"))
+		return
+	}
+	k.l.Warn(text, slog.String("component", "broker"))
+}

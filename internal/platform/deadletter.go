@@ -1,0 +1,67 @@
+package platform
+
+import (
+	"log/slog"
+	"strconv"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+)
+
+// Headers on a dead-letter record: where the record came from and why it was refused.
+const (
+	HeaderDLQSourceTopic     = "dlq.source.topic"
+	HeaderDLQSourcePartition = "dlq.source.partition"
+	HeaderDLQSourceOffset    = "dlq.source.offset"
+	HeaderDLQGroup           = "dlq.group"
+	HeaderDLQError           = "dlq.error"
+)
+
+// DeadLetterEdge is the output edge of the dead-letter topic; every processor that decodes
+// its input with Decode declares it.
+func DeadLetterEdge(n Names) goka.Edge {
+	return goka.Output(n.Stream(TopicDeadLetters), new(codec.Bytes))
+}
+
+// DeadLetter writes the record being processed to the dead-letter topic, unchanged, with the
+// reason in its headers, and logs it once. The write is part of the message's processing, so
+// the input offset is committed only once the dead letter is stored: nothing is lost.
+func DeadLetter(ctx goka.Context, n Names, raw []byte, reason error) {
+	headers := goka.Headers{
+		HeaderDLQSourceTopic:     []byte(ctx.Topic()),
+		HeaderDLQSourcePartition: []byte(strconv.Itoa(int(ctx.Partition()))),
+		HeaderDLQSourceOffset:    []byte(strconv.FormatInt(ctx.Offset(), 10)),
+		HeaderDLQGroup:           []byte(ctx.Group()),
+		HeaderDLQError:           []byte(reason.Error()),
+	}
+	slog.Warn("record sent to dead-letter topic",
+		slog.String("topic", string(ctx.Topic())),
+		slog.Int("partition", int(ctx.Partition())),
+		slog.Int64("offset", ctx.Offset()),
+		slog.String("group", string(ctx.Group())),
+		slog.String("error", reason.Error()))
+	ctx.Emit(n.Stream(TopicDeadLetters), ctx.Key(), raw, goka.WithCtxEmitHeaders(headers))
+}
+
+// Unmarshaler decodes bytes into a T; every AvroCodec is one.
+type Unmarshaler[T any] interface {
+	Unmarshal([]byte) (T, error)
+}
+
+// Decode adapts a typed handler to an input edge declared with codec.Bytes: it decodes each
+// record with dec and dead-letters those that do not decode, so that one bad record never
+// stops a processor. Tombstones (nil values) are skipped.
+func Decode[T any](n Names, dec Unmarshaler[T], handle func(ctx goka.Context, v T)) goka.ProcessCallback {
+	return func(ctx goka.Context, msg any) {
+		raw, _ := msg.([]byte)
+		if raw == nil {
+			return
+		}
+		v, err := dec.Unmarshal(raw)
+		if err != nil {
+			DeadLetter(ctx, n, raw, err)
+			return
+		}
+		handle(ctx, v)
+	}
+}

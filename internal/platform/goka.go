@@ -1,0 +1,194 @@
+package platform
+
+import (
+	"fmt"
+	"hash"
+	"path/filepath"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+)
+
+// KafkaVersion is the protocol version sarama speaks. goka's default (2.0) predates what the
+// idempotent producer and KIP-345 need; every supported broker and kfake speak 3.x.
+var KafkaVersion = sarama.V3_6_0_0
+
+// SaramaConfig returns the sarama configuration every goka processor, view and emitter uses.
+// Each call returns a fresh copy, so builders may set client ids and partitioners freely.
+func SaramaConfig(clientID string) *sarama.Config {
+	cfg := goka.DefaultConfig()
+	cfg.ClientID = clientID
+	cfg.Version = KafkaVersion
+
+	// New groups start at the beginning: a new service must see every order, not only new ones.
+	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+	// A long-poll fetch returns as soon as one byte is there; MaxWaitTime bounds how long a
+	// newly assigned partition waits for the in-flight fetch to come back (KAFKA-NOTES).
+	cfg.Consumer.Fetch.Min = 1
+	cfg.Consumer.MaxWaitTime = 100 * time.Millisecond
+	// Session 6 s is the broker minimum: a crashed member's partitions move on quickly.
+	cfg.Consumer.Group.Session.Timeout = 6 * time.Second
+	cfg.Consumer.Group.Heartbeat.Interval = 500 * time.Millisecond
+
+	// Durable writes: acks from all in-sync replicas, no duplicates from producer retries.
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Producer.Idempotent = true
+	cfg.Net.MaxOpenRequests = 1
+	cfg.Producer.Retry.Max = 10
+	cfg.Producer.Retry.Backoff = 50 * time.Millisecond
+	// Send at once: goka's 100 ms flush interval costs 100 ms on every hop (KAFKA-NOTES).
+	cfg.Producer.Flush.Frequency = 0
+	cfg.Producer.Flush.Bytes = 0
+	cfg.Producer.Flush.Messages = 0
+	// Small records on a local network: compression costs more CPU than it saves.
+	cfg.Producer.Compression = sarama.CompressionNone
+
+	cfg.Metadata.RefreshFrequency = 1 * time.Minute
+	cfg.Metadata.Retry.Backoff = 100 * time.Millisecond
+	return cfg
+}
+
+// withClientID copies cfg and sets its client id; goka's own *WithConfig builders mutate the
+// shared config, which races when several components start at once.
+func withClientID(base *sarama.Config, clientID string) *sarama.Config {
+	c := *base
+	c.ClientID = clientID
+	return &c
+}
+
+// Goka builds goka processors, views and emitters with the project's configuration.
+type Goka struct {
+	Brokers     []string
+	Replication int
+	StateDir    string
+	ClientID    string
+	// Sarama overrides the sarama configuration (tests and benchmarks); nil means SaramaConfig.
+	Sarama *sarama.Config
+	// ConsumerGroupBuilder overrides how processors join their group (the orders service wraps
+	// it to learn generations); nil means sarama's consumer group.
+	ConsumerGroupBuilder goka.ConsumerGroupBuilder
+}
+
+// NewGoka returns the goka builders for cfg.
+func NewGoka(cfg Config) *Goka {
+	return &Goka{Brokers: cfg.Brokers, Replication: cfg.Replication, StateDir: cfg.StateDir, ClientID: cfg.ClientID}
+}
+
+func (g *Goka) sarama() *sarama.Config {
+	if g.Sarama != nil {
+		return g.Sarama
+	}
+	return SaramaConfig(g.ClientID)
+}
+
+func (g *Goka) topicManagerBuilder() goka.TopicManagerBuilder {
+	base := g.sarama()
+	return func(brokers []string) (goka.TopicManager, error) {
+		tm := goka.NewTopicManagerConfig()
+		tm.Table.Replication = g.Replication
+		tm.Stream.Replication = g.Replication
+		tm.Stream.Retention = 7 * 24 * time.Hour
+		return goka.NewTopicManager(brokers, withClientID(base, g.ClientID+"-topics"), tm)
+	}
+}
+
+func (g *Goka) producerBuilder() goka.ProducerBuilder {
+	base := g.sarama()
+	return func(brokers []string, clientID string, hasher func() hash.Hash32) (goka.Producer, error) {
+		c := withClientID(base, clientID)
+		c.Producer.Partitioner = sarama.NewCustomHashPartitioner(hasher)
+		return goka.NewProducer(brokers, c)
+	}
+}
+
+func (g *Goka) consumerGroupBuilder() goka.ConsumerGroupBuilder {
+	if g.ConsumerGroupBuilder != nil {
+		return g.ConsumerGroupBuilder
+	}
+	base := g.sarama()
+	return func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
+		return sarama.NewConsumerGroup(brokers, group, withClientID(base, clientID))
+	}
+}
+
+func (g *Goka) consumerBuilder() goka.SaramaConsumerBuilder {
+	base := g.sarama()
+	return func(brokers []string, clientID string) (sarama.Consumer, error) {
+		return sarama.NewConsumer(brokers, withClientID(base, clientID))
+	}
+}
+
+// ProcessorOptions are the options of every processor of group: murmur2 partitioning, the
+// project's sarama config for its consumer group, consumer, producer and topic manager, LevelDB
+// state under StateDir/processor/<group>, and slog logging. Options given after these (e.g.
+// goka.WithTester in tests) override them.
+func (g *Goka) ProcessorOptions(group goka.Group) []goka.ProcessorOption {
+	return []goka.ProcessorOption{
+		goka.WithHasher(Hasher()),
+		goka.WithClientID(fmt.Sprintf("%s-%s", g.ClientID, group)),
+		goka.WithTopicManagerBuilder(g.topicManagerBuilder()),
+		goka.WithProducerBuilder(g.producerBuilder()),
+		goka.WithConsumerGroupBuilder(g.consumerGroupBuilder()),
+		goka.WithConsumerSaramaBuilder(g.consumerBuilder()),
+		goka.WithStorageBuilder(storage.DefaultBuilder(filepath.Join(g.StateDir, "processor", string(group)))),
+		goka.WithLogger(gokaLogger(string(group))),
+	}
+}
+
+// NewProcessor builds a processor for the graph with ProcessorOptions plus extra.
+func (g *Goka) NewProcessor(graph *goka.GroupGraph, extra ...goka.ProcessorOption) (*goka.Processor, error) {
+	opts := append(g.ProcessorOptions(graph.Group()), extra...)
+	p, err := goka.NewProcessor(g.Brokers, graph, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("create processor %s: %w", graph.Group(), err)
+	}
+	return p, nil
+}
+
+// ViewOptions are the options of every view: murmur2 partitioning, the project's sarama
+// config, LevelDB state under StateDir/view/<name> (name must be unique in the process).
+func (g *Goka) ViewOptions(name string) []goka.ViewOption {
+	return []goka.ViewOption{
+		goka.WithViewHasher(Hasher()),
+		goka.WithViewClientID(fmt.Sprintf("%s-view-%s", g.ClientID, name)),
+		goka.WithViewTopicManagerBuilder(g.topicManagerBuilder()),
+		goka.WithViewConsumerSaramaBuilder(g.consumerBuilder()),
+		goka.WithViewStorageBuilder(storage.DefaultBuilder(filepath.Join(g.StateDir, "view", name))),
+		goka.WithViewLogger(gokaLogger("view " + name)),
+		goka.WithViewAutoReconnect(),
+	}
+}
+
+// NewView builds a view of table with ViewOptions plus extra.
+func (g *Goka) NewView(name string, table goka.Table, codec goka.Codec, extra ...goka.ViewOption) (*goka.View, error) {
+	opts := append(g.ViewOptions(name), extra...)
+	v, err := goka.NewView(g.Brokers, table, codec, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("create view %s of %s: %w", name, table, err)
+	}
+	return v, nil
+}
+
+// EmitterOptions are the options of every emitter: murmur2 partitioning and the project's
+// producer configuration.
+func (g *Goka) EmitterOptions() []goka.EmitterOption {
+	return []goka.EmitterOption{
+		goka.WithEmitterHasher(Hasher()),
+		goka.WithEmitterClientID(g.ClientID + "-emitter"),
+		goka.WithEmitterTopicManagerBuilder(g.topicManagerBuilder()),
+		goka.WithEmitterProducerBuilder(g.producerBuilder()),
+		goka.WithEmitterLogger(gokaLogger("emitter")),
+	}
+}
+
+// NewEmitter builds an emitter to topic with EmitterOptions plus extra.
+func (g *Goka) NewEmitter(topic goka.Stream, codec goka.Codec, extra ...goka.EmitterOption) (*goka.Emitter, error) {
+	opts := append(g.EmitterOptions(), extra...)
+	e, err := goka.NewEmitter(g.Brokers, topic, codec, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("create emitter to %s: %w", topic, err)
+	}
+	return e, nil
+}

@@ -1,0 +1,272 @@
+// Package kafkatest gives a test a Kafka broker and a namespace of its own on it.
+//
+// The broker is, in order of preference: the cluster in KAFKA_BROKERS when set; a Testcontainers
+// Kafka (confluent-local image) when KAFKA_BACKEND=testcontainers, or when the test prefers
+// Docker (end-to-end tests) and a Docker daemon is reachable; otherwise an in-process kfake
+// broker shared by the tests of one package (KAFKA_BACKEND=kfake forces it). Every Env gets a
+// unique topic and group prefix, so tests never see each other's records.
+package kafkatest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/testcontainers/testcontainers-go"
+	tckafka "github.com/testcontainers/testcontainers-go/modules/kafka"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ordersys/ecosystem/internal/broker"
+	"github.com/ordersys/ecosystem/internal/platform"
+)
+
+// Backend names where the broker of a test comes from.
+type Backend string
+
+// The backends, as KAFKA_BACKEND spells them.
+const (
+	External       Backend = "external"
+	Testcontainers Backend = "testcontainers"
+	KFake          Backend = "kfake"
+)
+
+// ConfluentLocalImage is the Kafka image used with Testcontainers.
+const ConfluentLocalImage = "confluentinc/confluent-local:7.6.1"
+
+// Options tunes an Env.
+type Options struct {
+	// Partitions of every topic; default 4.
+	Partitions int
+	// PreferDocker asks for a Testcontainers Kafka when Docker is reachable (end-to-end tests).
+	PreferDocker bool
+	// NoProvision skips creating the ecosystem's topics.
+	NoProvision bool
+}
+
+// Env is one test's view of the broker: its bootstrap addresses, its own names, a config for
+// services, an admin and a plain client.
+type Env struct {
+	Backend Backend
+	Brokers []string
+	Names   platform.Names
+	Config  platform.Config
+	Client  *kgo.Client
+	Admin   *kadm.Client
+}
+
+// New returns an Env with the ecosystem's topics provisioned under a unique prefix.
+func New(t testing.TB, opts Options) *Env {
+	t.Helper()
+	if opts.Partitions == 0 {
+		opts.Partitions = 4
+	}
+	backend, brokers := brokersFor(t, opts.PreferDocker)
+	cfg := platform.DefaultConfig()
+	cfg.Brokers = brokers
+	cfg.Partitions = opts.Partitions
+	cfg.Replication = 1
+	cfg.StateDir = t.TempDir()
+	cfg.TopicPrefix = uniquePrefix(t)
+	cfg.ClientID = "test"
+	env := &Env{Backend: backend, Brokers: brokers, Names: cfg.Names(), Config: cfg}
+
+	cl, err := kgo.NewClient(platform.ClientOptions(cfg)...)
+	if err != nil {
+		t.Fatalf("kafkatest: client: %v", err)
+	}
+	t.Cleanup(cl.Close)
+	env.Client = cl
+	env.Admin = kadm.NewClient(cl)
+	if !opts.NoProvision {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if _, err := platform.Provision(ctx, env.Admin, env.Names, cfg.Partitions, 1); err != nil {
+			t.Fatalf("kafkatest: provision: %v", err)
+		}
+	}
+	return env
+}
+
+// Goka returns goka builders for this Env, with state under a fresh temporary directory.
+func (e *Env) Goka(t testing.TB) *platform.Goka {
+	g := platform.NewGoka(e.Config)
+	g.StateDir = t.TempDir()
+	return g
+}
+
+// Produce writes one record synchronously.
+func (e *Env) Produce(t testing.TB, topic, key string, value []byte, headers ...kgo.RecordHeader) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rec := &kgo.Record{Topic: topic, Key: []byte(key), Value: value, Headers: headers}
+	if err := e.Client.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		t.Fatalf("kafkatest: produce to %s: %v", topic, err)
+	}
+}
+
+// Consume reads topic from the beginning until stop returns true for the records read so
+// far, or fails the test after timeout.
+func (e *Env) Consume(t testing.TB, topic string, timeout time.Duration, stop func([]*kgo.Record) bool) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(platform.ClientOptions(e.Config,
+		kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		t.Fatalf("kafkatest: consumer: %v", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var got []*kgo.Record
+	for !stop(got) {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("kafkatest: consume %s: timed out after %v with %d records", topic, timeout, len(got))
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			t.Fatalf("kafkatest: consume %s/%d: %v", topic, p, err)
+		})
+		got = append(got, fetches.Records()...)
+	}
+	return got
+}
+
+// CountOf returns a stop condition for Consume: at least n records.
+func CountOf(n int) func([]*kgo.Record) bool {
+	return func(r []*kgo.Record) bool { return len(r) >= n }
+}
+
+// RunProcessor runs p until the test ends, and waits until it has recovered.
+func RunProcessor(t testing.TB, p *goka.Processor) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("processor %s: %v", p.Graph().Group(), err)
+		}
+	})
+	waitCtx, waitCancel := context.WithTimeout(ctx, 60*time.Second)
+	defer waitCancel()
+	if err := p.WaitForReadyContext(waitCtx); err != nil {
+		t.Fatalf("kafkatest: processor %s not ready: %v", p.Graph().Group(), err)
+	}
+}
+
+// Eventually polls cond every 20 ms until it holds or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var nonName = regexp.MustCompile(`[^a-zA-Z0-9]+`)
+
+func uniquePrefix(t testing.TB) string {
+	name := strings.Trim(nonName.ReplaceAllString(t.Name(), "-"), "-")
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("t-%s-%s.", name, hex.EncodeToString(b[:]))
+}
+
+func brokersFor(t testing.TB, preferDocker bool) (Backend, []string) {
+	t.Helper()
+	if v := os.Getenv("KAFKA_BROKERS"); v != "" {
+		return External, platform.SplitList(v)
+	}
+	switch Backend(os.Getenv("KAFKA_BACKEND")) {
+	case KFake:
+		return KFake, sharedKFake(t)
+	case Testcontainers:
+		if !dockerReachable() {
+			t.Skip("KAFKA_BACKEND=testcontainers but no Docker daemon is reachable")
+		}
+		return Testcontainers, sharedContainer(t)
+	}
+	if preferDocker && dockerReachable() {
+		return Testcontainers, sharedContainer(t)
+	}
+	return KFake, sharedKFake(t)
+}
+
+var (
+	kfakeOnce    sync.Once
+	kfakeBroker  *broker.Broker
+	kfakeErr     error
+	dockerOnce   sync.Once
+	dockerOK     bool
+	containerMu  sync.Mutex
+	containerBrk []string
+)
+
+// sharedKFake starts one in-process broker per test binary; it lives until the process ends.
+func sharedKFake(t testing.TB) []string {
+	kfakeOnce.Do(func() {
+		kfakeBroker, kfakeErr = broker.Start(broker.Options{})
+	})
+	if kfakeErr != nil {
+		t.Fatalf("kafkatest: start kfake: %v", kfakeErr)
+	}
+	return kfakeBroker.Addrs()
+}
+
+// dockerReachable asks the Docker provider for its health, once per process.
+func dockerReachable() (ok bool) {
+	dockerOnce.Do(func() {
+		defer func() {
+			if recover() != nil {
+				dockerOK = false
+			}
+		}()
+		provider, err := testcontainers.ProviderDocker.GetProvider()
+		if err != nil {
+			return
+		}
+		defer provider.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		dockerOK = provider.Health(ctx) == nil
+	})
+	return dockerOK
+}
+
+// sharedContainer starts one Kafka container per test binary; Testcontainers' reaper removes it
+// when the process ends.
+func sharedContainer(t testing.TB) []string {
+	containerMu.Lock()
+	defer containerMu.Unlock()
+	if containerBrk != nil {
+		return containerBrk
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := tckafka.Run(ctx, ConfluentLocalImage, tckafka.WithClusterID("ordersys-test"))
+	if err != nil {
+		t.Fatalf("kafkatest: start Kafka container: %v", err)
+	}
+	brokers, err := c.Brokers(ctx)
+	if err != nil {
+		t.Fatalf("kafkatest: Kafka container brokers: %v", err)
+	}
+	containerBrk = brokers
+	return brokers
+}

@@ -1,0 +1,87 @@
+package platform
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+)
+
+// ErrBadLength is the kind of DecodeError for fixed-size plain values of the wrong size.
+var ErrBadLength = fmt.Errorf("%w: wrong length for a fixed-size value", ErrShortRecord)
+
+// StockCodec is the value format of `warehouse-inventory`: a 4-byte big-endian int, as written
+// by Java's IntegerSerializer. It is a goka.Codec over int32.
+type StockCodec struct{}
+
+// Encode takes an int32 or an int that fits in one.
+func (StockCodec) Encode(value any) ([]byte, error) {
+	var n int32
+	switch v := value.(type) {
+	case int32:
+		n = v
+	case int:
+		if int(int32(v)) != v {
+			return nil, fmt.Errorf("encode stock: %d does not fit in an int32", v)
+		}
+		n = int32(v)
+	default:
+		return nil, fmt.Errorf("encode stock: unsupported value type %T", value)
+	}
+	return binary.BigEndian.AppendUint32(nil, uint32(n)), nil
+}
+
+// Decode returns an int32.
+func (StockCodec) Decode(data []byte) (any, error) { return DecodeStock(data) }
+
+// DecodeStock reads a 4-byte big-endian int.
+func DecodeStock(data []byte) (int32, error) {
+	if len(data) != 4 {
+		return 0, &DecodeError{Kind: ErrBadLength, Record: "stock count", SchemaID: -1,
+			Cause: fmt.Errorf("%d bytes, want 4", len(data))}
+	}
+	return int32(binary.BigEndian.Uint32(data)), nil
+}
+
+// CustomerKey is the key format of `customers`: the id as an 8-byte big-endian long (Java's
+// LongSerializer). goka keys are strings, so the bytes travel as a string.
+func CustomerKey(id int64) string {
+	return string(binary.BigEndian.AppendUint64(nil, uint64(id)))
+}
+
+// ParseCustomerKey reads a key written by CustomerKey.
+func ParseCustomerKey(key string) (int64, error) {
+	if len(key) != 8 {
+		return 0, &DecodeError{Kind: ErrBadLength, Record: "customer key", SchemaID: -1,
+			Cause: fmt.Errorf("%d bytes, want 8", len(key))}
+	}
+	return int64(binary.BigEndian.Uint64([]byte(key))), nil
+}
+
+// JSONCodec encodes a service's private state and loopback records as JSON. These never
+// leave the ecosystem's internal topics, so they need no schema; JSON keeps them readable
+// with any Kafka tool. Decode returns a *T.
+type JSONCodec[T any] struct{}
+
+// Encode takes T or *T.
+func (JSONCodec[T]) Encode(value any) ([]byte, error) {
+	switch value.(type) {
+	case T, *T:
+		b, err := json.Marshal(value)
+		if err != nil {
+			return nil, fmt.Errorf("encode %T: %w", value, err)
+		}
+		return b, nil
+	default:
+		var zero T
+		return nil, fmt.Errorf("encode %T: unsupported value type %T", zero, value)
+	}
+}
+
+// Decode returns a *T.
+func (JSONCodec[T]) Decode(data []byte) (any, error) {
+	v := new(T)
+	if err := json.Unmarshal(data, v); err != nil {
+		return nil, &DecodeError{Kind: ErrCorruptJSON, Record: fmt.Sprintf("%T", *v), SchemaID: -1, Cause: err}
+	}
+	return v, nil
+}

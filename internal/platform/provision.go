@@ -1,0 +1,84 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// ProvisionResult says what provisioning did.
+type ProvisionResult struct {
+	Created  []string
+	Existing []string
+}
+
+// Provision creates every topic of the ecosystem that does not exist yet: all with the same
+// partition count (the services join and copartition topics, so the counts must agree), the
+// given replication, and cleanup.policy=compact for tables. It is idempotent. An existing
+// topic with another partition count is an error: copartitioning would silently break.
+func Provision(ctx context.Context, adm *kadm.Client, names Names, partitions, replication int) (ProvisionResult, error) {
+	var res ProvisionResult
+	specs := names.AllTopics()
+	for _, spec := range specs {
+		var configs map[string]*string
+		if spec.Compact {
+			configs = map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}
+		}
+		resp, err := adm.CreateTopic(ctx, int32(partitions), int16(replication), configs, spec.Name)
+		switch {
+		case err == nil && resp.Err == nil:
+			res.Created = append(res.Created, spec.Name)
+		case errors.Is(err, kerr.TopicAlreadyExists) || errors.Is(resp.Err, kerr.TopicAlreadyExists):
+			res.Existing = append(res.Existing, spec.Name)
+		case err != nil:
+			return res, fmt.Errorf("provision: create %s: %w", spec.Name, err)
+		default:
+			return res, fmt.Errorf("provision: create %s: %w (%s)", spec.Name, resp.Err, resp.ErrMessage)
+		}
+	}
+	if len(res.Existing) > 0 {
+		if err := checkExisting(ctx, adm, res.Existing, partitions); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func checkExisting(ctx context.Context, adm *kadm.Client, topics []string, partitions int) error {
+	details, err := adm.ListTopics(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("provision: describe existing topics: %w", err)
+	}
+	var wrong []string
+	for _, d := range details.Sorted() {
+		if d.Err != nil {
+			return fmt.Errorf("provision: describe %s: %w", d.Topic, d.Err)
+		}
+		if len(d.Partitions) != partitions {
+			wrong = append(wrong, d.Topic+" has "+strconv.Itoa(len(d.Partitions)))
+		}
+	}
+	if len(wrong) > 0 {
+		sort.Strings(wrong)
+		return fmt.Errorf("provision: topics exist with a partition count other than %d (%s): copartitioned topics must agree; recreate them or run with --partitions matching",
+			partitions, strings.Join(wrong, ", "))
+	}
+	return nil
+}
+
+// ProvisionCluster connects to cfg's brokers and provisions cfg's topics.
+func ProvisionCluster(ctx context.Context, cfg Config) (ProvisionResult, error) {
+	cl, err := kgo.NewClient(ClientOptions(cfg)...)
+	if err != nil {
+		return ProvisionResult{}, fmt.Errorf("provision: connect: %w", err)
+	}
+	defer cl.Close()
+	return Provision(ctx, kadm.NewClient(cl), cfg.Names(), cfg.Partitions, cfg.Replication)
+}
