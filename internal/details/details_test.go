@@ -1,0 +1,229 @@
+package details_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/tester"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ordersys/ecosystem/internal/details"
+	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/platform"
+	"github.com/ordersys/ecosystem/internal/platform/kafkatest"
+)
+
+var codecs = platform.StaticCodecs()
+
+func order(id string, qty int32, price float64) domain.Order {
+	return domain.Order{ID: id, CustomerID: 1, State: domain.OrderCreated, Product: domain.Jumpers, Quantity: qty, Price: price}
+}
+
+func encode(t testing.TB, o domain.Order) []byte {
+	t.Helper()
+	b, err := codecs.Order.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestCheck(t *testing.T) {
+	cases := []struct {
+		name  string
+		order domain.Order
+		want  domain.ValidationResult
+	}{
+		{"valid", order("1", 1, 1.0), domain.Pass},
+		{"quantity zero", order("2", 0, 1.0), domain.Pass},
+		{"price zero", order("3", 1, 0), domain.Pass},
+		{"negative quantity", order("4", -1, 1.0), domain.Fail},
+		{"negative price", order("5", 1, -0.01), domain.Fail},
+		{"missing product", domain.Order{ID: "6", State: domain.OrderCreated, Quantity: 1, Price: 1}, domain.Fail},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := details.Check(c.order); got != c.want {
+				t.Fatalf("Check = %s, want %s", got, c.want)
+			}
+		})
+	}
+}
+
+func TestProcessorEmitsOneVerdictPerCreatedOrder(t *testing.T) {
+	tt := tester.New(t)
+	n := platform.Names{}
+	proc, err := goka.NewProcessor(nil, details.Graph(n, codecs), goka.WithTester(tt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- proc.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}()
+
+	verdicts := tt.NewQueueTracker(string(platform.TopicOrderValidations))
+	dead := tt.NewQueueTracker(string(platform.TopicDeadLetters))
+
+	validated := order("9", 1, 1)
+	validated.State = domain.OrderValidated
+	inputs := []struct {
+		key  string
+		data []byte
+		want domain.ValidationResult // "" means no verdict
+	}{
+		{"1", encode(t, order("1", 1, 1)), domain.Pass},
+		{"2", encode(t, order("2", -1, 1)), domain.Fail},
+		{"3", encode(t, order("3", 1, -5)), domain.Fail},
+		{"9", encode(t, validated), ""},
+		{"1", encode(t, order("1", 1, 1)), domain.Pass}, // redelivered: the same verdict again
+	}
+	for _, in := range inputs {
+		tt.Consume(string(platform.TopicOrders), in.key, in.data)
+		key, value, ok := verdicts.Next()
+		if in.want == "" {
+			if ok {
+				t.Fatalf("order %s (not CREATED) got verdict %v", in.key, value)
+			}
+			continue
+		}
+		if !ok {
+			t.Fatalf("no verdict for order %s", in.key)
+		}
+		v := value.(domain.OrderValidation)
+		if key != in.key || v.OrderID != in.key || v.CheckType != domain.OrderDetailsCheck || v.ValidationResult != in.want {
+			t.Fatalf("order %s: verdict %s %+v, want %s", in.key, key, v, in.want)
+		}
+	}
+
+	// Garbage goes to the dead-letter topic with its reason, and processing continues.
+	tt.Consume(string(platform.TopicOrders), "junk", []byte("not avro"))
+	key, value, ok := dead.Next()
+	if !ok || key != "junk" || string(value.([]byte)) != "not avro" {
+		t.Fatalf("dead letter = %q %v %v", key, value, ok)
+	}
+	tt.Consume(string(platform.TopicOrders), "10", encode(t, order("10", 2, 2)))
+	if _, _, ok := verdicts.Next(); !ok {
+		t.Fatal("no verdict after a poison record")
+	}
+}
+
+// Through real topics with several partitions: verdicts, the dead-letter topic, and a restart
+// that does not validate answered orders again.
+func TestServiceOnBroker(t *testing.T) {
+	env := kafkatest.New(t, kafkatest.Options{Partitions: 4})
+	cfg := details.DefaultConfig()
+	cfg.Kafka = env.Config
+	cfg.AdminAddr = ""
+	orders := env.Names.Topic(string(platform.TopicOrders))
+	validations := env.Names.Topic(string(platform.TopicOrderValidations))
+
+	start := func() (stop func()) {
+		svc, err := details.New(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- svc.Run(ctx) }()
+		kafkatest.Eventually(t, 30*time.Second, "service ready", func() bool { return svc.Health.Ready() == nil })
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("run: %v", err)
+			}
+		}
+	}
+
+	stop := start()
+	env.Produce(t, orders, "junk", []byte{0, 0, 0, 0})
+	want := map[string]domain.ValidationResult{}
+	for i := 0; i < 20; i++ {
+		id := string(rune('a' + i))
+		qty := int32(1)
+		if i%3 == 0 {
+			qty = -1
+		}
+		env.Produce(t, orders, id, encode(t, order(id, qty, 1)))
+		want[id] = details.Check(order(id, qty, 1))
+	}
+	recs := env.Consume(t, validations, 30*time.Second, kafkatest.CountOf(20))
+	checkVerdicts(t, recs, want)
+	dead := env.Consume(t, env.Names.Topic(string(platform.TopicDeadLetters)), 30*time.Second, kafkatest.CountOf(1))
+	if reason := header(dead[0], platform.HeaderDLQError); !strings.Contains(reason, "too short") {
+		t.Fatalf("dead letter reason %q", reason)
+	}
+	stop()
+
+	// Restart: committed offsets mean no order is validated twice; a new order still is.
+	stop = start()
+	defer stop()
+	env.Produce(t, orders, "z", encode(t, order("z", 1, 1)))
+	want["z"] = domain.Pass
+	time.Sleep(time.Second) // let any duplicate verdict show up before counting
+	recs = env.Consume(t, validations, 30*time.Second, kafkatest.CountOf(21))
+	if len(recs) != 21 {
+		t.Fatalf("%d verdicts after restart, want 21 (no re-validation)", len(recs))
+	}
+	checkVerdicts(t, recs, want)
+}
+
+func checkVerdicts(t *testing.T, recs []*kgo.Record, want map[string]domain.ValidationResult) {
+	t.Helper()
+	for _, r := range recs {
+		v, err := codecs.OrderValidation.Unmarshal(r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(r.Key) != v.OrderID || v.ValidationResult != want[v.OrderID] || v.CheckType != domain.OrderDetailsCheck {
+			t.Errorf("verdict %s: %+v, want %s", r.Key, v, want[v.OrderID])
+		}
+		if r.Partition != platform.PartitionFor(string(r.Key), 4) {
+			t.Errorf("verdict %s on partition %d, want %d", r.Key, r.Partition, platform.PartitionFor(string(r.Key), 4))
+		}
+	}
+}
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func TestBinaryHelpAndRunsAgainstKafkaBrokers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := kafkatest.BuildBinary(t, "./cmd/details")
+	help := kafkatest.StartBinary(t, bin, nil, "--help")
+	if code := help.Wait(30 * time.Second); code != 0 {
+		t.Fatalf("--help exit %d", code)
+	}
+	for _, flag := range []string{"-brokers", "-state-dir", "-schema-registry", "-admin-addr", "-partitions"} {
+		if !strings.Contains(help.Output(), flag) {
+			t.Errorf("--help does not list %s:\n%s", flag, help.Output())
+		}
+	}
+
+	env := kafkatest.New(t, kafkatest.Options{})
+	kafkatest.StartBinary(t, bin, []string{
+		"KAFKA_BROKERS=" + strings.Join(env.Brokers, ","),
+		"TOPIC_PREFIX=" + env.Names.Prefix,
+		"STATE_DIR=" + t.TempDir(),
+		"ADMIN_ADDR=127.0.0.1:0",
+	})
+	env.Produce(t, env.Names.Topic(string(platform.TopicOrders)), "b1", encode(t, order("b1", 1, 1)))
+	recs := env.Consume(t, env.Names.Topic(string(platform.TopicOrderValidations)), 60*time.Second, kafkatest.CountOf(1))
+	checkVerdicts(t, recs, map[string]domain.ValidationResult{"b1": domain.Pass})
+}
