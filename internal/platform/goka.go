@@ -107,6 +107,12 @@ func (g *Goka) consumerGroupBuilder() goka.ConsumerGroupBuilder {
 	if g.ConsumerGroupBuilder != nil {
 		return g.ConsumerGroupBuilder
 	}
+	return g.SaramaConsumerGroupBuilder()
+}
+
+// SaramaConsumerGroupBuilder builds sarama consumer groups with the project's configuration;
+// a service that wraps its group (to observe sessions) starts from it.
+func (g *Goka) SaramaConsumerGroupBuilder() goka.ConsumerGroupBuilder {
 	base := g.sarama()
 	return func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
 		return sarama.NewConsumerGroup(brokers, group, withClientID(base, clientID))

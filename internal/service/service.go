@@ -93,18 +93,18 @@ func (h *Health) failing() map[string]string {
 
 // Register mounts /livez and /readyz on mux.
 func (h *Health) Register(mux interface {
-	HandleFunc(pattern string, handler func(http.ResponseWriter, *http.Request))
+	Handle(pattern string, handler http.Handler)
 }) {
-	mux.HandleFunc("/livez", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("/livez", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+	}))
+	mux.Handle("/readyz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if failing := h.failing(); len(failing) > 0 {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failing": failing})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
+	}))
 }
 
 // Handler is an http.Handler serving only /livez and /readyz, for services without a REST API.

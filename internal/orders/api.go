@@ -1,0 +1,366 @@
+package orders
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/platform"
+)
+
+// headerForwarded marks a request forwarded by another instance: it is answered locally or
+// refused with not-owner, never forwarded again.
+const headerForwarded = "X-Ordersys-Forwarded"
+
+// Handler is the HTTP API: the REST routes of SPEC.md plus /livez and /readyz.
+func (s *Service) Handler() http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, logRequests, middleware.Recoverer)
+	s.Health.Register(r)
+	r.Route("/v1/orders", func(r chi.Router) {
+		r.Post("/", s.handlePost)
+		r.Get("/{id}", func(w http.ResponseWriter, r *http.Request) { s.handleGet(w, r, anyVersion) })
+		r.Get("/{id}/validated", func(w http.ResponseWriter, r *http.Request) { s.handleGet(w, r, decided) })
+	})
+	return r
+}
+
+// logRequests writes one line per request at info level, with the request id that is also
+// forwarded on routed requests.
+func logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		slog.Info("http request",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", ww.Status()),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("request_id", middleware.GetReqID(r.Context())),
+			slog.Bool("forwarded", r.Header.Get(headerForwarded) != ""))
+	})
+}
+
+func anyVersion(domain.Order) bool { return true }
+
+func decided(o domain.Order) bool {
+	return o.State == domain.OrderValidated || o.State == domain.OrderFailed
+}
+
+// timeout reads ?timeout= in milliseconds: default when absent, clamped to the maximum.
+func (s *Service) timeout(r *http.Request) (time.Duration, error) {
+	raw := r.URL.Query().Get("timeout")
+	if raw == "" {
+		return s.cfg.DefaultTimeout, nil
+	}
+	ms, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || ms < 0 {
+		return 0, badRequest("timeout", fmt.Sprintf("must be a non-negative number of milliseconds, got %q", raw))
+	}
+	d := time.Duration(ms) * time.Millisecond
+	if d > s.cfg.MaxTimeout || ms > int64(s.cfg.MaxTimeout/time.Millisecond) {
+		d = s.cfg.MaxTimeout
+	}
+	return d, nil
+}
+
+func (s *Service) handleGet(w http.ResponseWriter, r *http.Request, accept func(domain.Order) bool) {
+	id := chi.URLParam(r, "id")
+	timeout, err := s.timeout(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	s.route(ctx, w, r, id, nil, func(ctx context.Context, p int32) (int, any, error) {
+		o, err := s.waitLocal(ctx, id, p, accept)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, o, nil
+	})
+}
+
+// waitLocal waits for an accepted version of id in the local view. It waits in slices and
+// re-checks ownership between them, so a partition that moves away mid-wait sends the request
+// back to routing instead of letting it time out here.
+func (s *Service) waitLocal(ctx context.Context, id string, p int32, accept func(domain.Order) bool) (domain.Order, error) {
+	const slice = 500 * time.Millisecond
+	for {
+		sliceCtx, cancel := context.WithTimeout(ctx, slice)
+		o, err := s.waiters.Wait(sliceCtx, id, accept, func() (*domain.Order, error) { return s.lookup(id, p) })
+		cancel()
+		switch {
+		case err == nil:
+			return o, nil
+		case ctx.Err() != nil:
+			return domain.Order{}, ctx.Err()
+		case !errors.Is(err, context.DeadlineExceeded):
+			return domain.Order{}, err
+		case !s.ownership.Owns(p):
+			return domain.Order{}, ErrNotOwner
+		}
+	}
+}
+
+func (s *Service) handlePost(w http.ResponseWriter, r *http.Request) {
+	order, err := decodeOrder(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), s.cfg.MaxBodyBytes)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	timeout, err := s.timeout(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	body, _ := json.Marshal(order)
+	s.route(ctx, w, r, order.ID, body, func(ctx context.Context, p int32) (int, any, error) {
+		if err := s.create(ctx, order, p); err != nil {
+			return 0, nil, err
+		}
+		w.Header().Set("Location", "/v1/orders/"+url.PathEscape(order.ID))
+		return http.StatusCreated, order, nil
+	})
+}
+
+// create writes a new order, once. The owner of the id's partition serialises POSTs of one id:
+// the same order again is accepted without a second record (a safe client retry); another
+// order under the same id is a conflict.
+func (s *Service) create(ctx context.Context, o domain.Order, p int32) error {
+	unlock := s.locks.lock(o.ID)
+	defer unlock()
+	existing, ok := s.pending.get(o.ID)
+	if !ok {
+		stored, err := s.lookup(o.ID, p)
+		if err != nil {
+			return err
+		}
+		if stored != nil {
+			existing, ok = *stored, true
+		}
+	}
+	if ok {
+		if sameOrder(existing, o) {
+			return nil
+		}
+		return ErrConflict
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// EmitSync returns once the broker acknowledged the write with acks=all.
+	if err := s.writer.EmitSync(o.ID, o); err != nil {
+		return fmt.Errorf("write order %s: %w", o.ID, err)
+	}
+	s.pending.add(o)
+	return nil
+}
+
+// sameOrder compares what the client sent; the state may have moved on since.
+func sameOrder(a, b domain.Order) bool {
+	a.State, b.State = "", ""
+	return a == b
+}
+
+// orderBody is the POST body with every field optional, to name the missing ones.
+type orderBody struct {
+	ID         *string            `json:"id"`
+	CustomerID *int64             `json:"customerId"`
+	State      *domain.OrderState `json:"state"`
+	Product    *domain.Product    `json:"product"`
+	Quantity   *int32             `json:"quantity"`
+	Price      *float64           `json:"price"`
+}
+
+// decodeOrder reads and checks a POST body before anything is written.
+func decodeOrder(body io.Reader, limit int64) (domain.Order, error) {
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	var b orderBody
+	if err := dec.Decode(&b); err != nil {
+		return domain.Order{}, jsonError(err, limit)
+	}
+	if dec.More() {
+		return domain.Order{}, badRequest("body", "must hold exactly one JSON object")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return domain.Order{}, badRequest("body", "unexpected data after the JSON object")
+	}
+	missing := func(field string) error { return badRequest(field, "is required") }
+	switch {
+	case b.ID == nil || *b.ID == "":
+		return domain.Order{}, missing("id")
+	case b.CustomerID == nil:
+		return domain.Order{}, missing("customerId")
+	case b.Product == nil:
+		return domain.Order{}, missing("product")
+	case b.Quantity == nil:
+		return domain.Order{}, missing("quantity")
+	case b.Price == nil:
+		return domain.Order{}, missing("price")
+	}
+	o := domain.Order{ID: *b.ID, CustomerID: *b.CustomerID, State: domain.OrderCreated, Product: *b.Product, Quantity: *b.Quantity, Price: *b.Price}
+	if b.State != nil {
+		o.State = *b.State
+	}
+	if err := o.Validate(); err != nil {
+		return domain.Order{}, err
+	}
+	if o.State != domain.OrderCreated {
+		return domain.Order{}, badRequest("state", fmt.Sprintf("a new order must be CREATED, got %s", o.State))
+	}
+	if strings.ContainsAny(o.ID, "/?#") || len(o.ID) > 256 {
+		return domain.Order{}, badRequest("id", "must be at most 256 characters without '/', '?' or '#'")
+	}
+	return o, nil
+}
+
+// jsonError turns a decoding error into a 400 naming the field when there is one.
+func jsonError(err error, limit int64) error {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return badRequest("body", fmt.Sprintf("exceeds %d bytes", limit))
+	case errors.As(err, &syntax):
+		return badRequest("body", fmt.Sprintf("malformed JSON at byte %d: %v", syntax.Offset, err))
+	case errors.As(err, &typ):
+		return badRequest(typ.Field, fmt.Sprintf("must be a JSON %s", typ.Type))
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("body", "empty or truncated JSON")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return badRequest(field, "unknown field")
+	default:
+		return badRequest("body", err.Error())
+	}
+}
+
+// localFunc answers a request on the instance owning partition p.
+type localFunc func(ctx context.Context, p int32) (status int, body any, err error)
+
+// route answers locally when this instance owns the key's partition, otherwise forwards the
+// request once to the owner named by the membership table and relays its answer. While no
+// owner can answer (a rebalance, an owner that died) it re-resolves and retries until ctx's
+// deadline; only then does the client get 504.
+func (s *Service) route(ctx context.Context, w http.ResponseWriter, r *http.Request, id string, body []byte, local localFunc) {
+	p := platform.PartitionFor(id, s.partitions)
+	forwarded := r.Header.Get(headerForwarded) != ""
+	backoff := 20 * time.Millisecond
+	var lastErr error
+	for {
+		if s.ownership.Owns(p) {
+			status, out, err := local(ctx, p)
+			switch {
+			case err == nil:
+				writeJSON(w, status, out)
+				return
+			case !errors.Is(err, ErrNotOwner):
+				writeError(w, r, err)
+				return
+			}
+			// The partition moved away while we worked: resolve again.
+		} else if forwarded {
+			// Forwarded here but not ours (any more): the origin re-resolves and retries.
+			writeError(w, r, ErrNotOwner)
+			return
+		} else if owner, ok := s.owner(p); ok && owner.Addr != s.self {
+			done, err := s.forward(ctx, w, r, owner, body)
+			if done {
+				return
+			}
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			if r.Context().Err() != nil {
+				return // the client went away
+			}
+			if lastErr != nil && !errors.Is(lastErr, ErrNotOwner) {
+				slog.Debug("routing gave up", slog.String("id", id), slog.Any("error", lastErr))
+			}
+			writeError(w, r, ErrTimeout)
+			return
+		case <-time.After(backoff):
+		}
+		if backoff < 200*time.Millisecond {
+			backoff *= 2
+		}
+	}
+}
+
+// forward sends the request to owner with the remaining time budget and relays the answer.
+// It returns done=false, with the reason, when the owner could not answer and routing should
+// try again: the owner was unreachable or said it does not own the partition (any more).
+func (s *Service) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, owner Owner, body []byte) (done bool, err error) {
+	deadline, _ := ctx.Deadline()
+	// Leave the owner a little less than our budget so its own 504 reaches us in time.
+	remaining := time.Until(deadline) - 20*time.Millisecond
+	if remaining < 0 {
+		remaining = 0
+	}
+	target := url.URL{Scheme: "http", Host: owner.Addr, Path: r.URL.Path,
+		RawQuery: "timeout=" + strconv.FormatInt(remaining.Milliseconds(), 10)}
+	var reqBody io.Reader
+	if body != nil {
+		reqBody = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.Method, target.String(), reqBody)
+	if err != nil {
+		return false, fmt.Errorf("forward to %s: %w", owner.Addr, err)
+	}
+	req.Header.Set(headerForwarded, s.self)
+	req.Header.Set(middleware.RequestIDHeader, middleware.GetReqID(r.Context()))
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("%w: %s: %v", ErrUnavailable, owner.Addr, err)
+	}
+	defer resp.Body.Close()
+	payload, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return false, fmt.Errorf("%w: read answer of %s: %v", ErrUnavailable, owner.Addr, err)
+	}
+	if resp.StatusCode == http.StatusServiceUnavailable && isRetryableProblem(payload) {
+		return false, ErrNotOwner
+	}
+	for _, h := range []string{"Content-Type", "Location", "Retry-After"} {
+		if v := resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(payload)
+	return true, nil
+}
+
+// isRetryableProblem reports whether an owner's 503 means "ask again elsewhere": it does not
+// own the partition, or it is shutting down.
+func isRetryableProblem(payload []byte) bool {
+	var p Problem
+	if json.Unmarshal(payload, &p) != nil {
+		return false
+	}
+	return p.Type == problemNotOwner || p.Type == problemShuttingDown
+}

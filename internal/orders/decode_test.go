@@ -1,0 +1,79 @@
+package orders
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestDecodeOrderRejectsBadBodiesNamingTheField(t *testing.T) {
+	cases := []struct {
+		name, body, field string
+	}{
+		{"malformed", `{"id": "1",`, "body"},
+		{"not json", `hello`, "body"},
+		{"empty", ``, "body"},
+		{"missing id", `{"customerId":1,"state":"CREATED","product":"JUMPERS","quantity":1,"price":1}`, "id"},
+		{"empty id", `{"id":"","customerId":1,"state":"CREATED","product":"JUMPERS","quantity":1,"price":1}`, "id"},
+		{"missing product", `{"id":"1","customerId":1,"state":"CREATED","quantity":1,"price":1}`, "product"},
+		{"unknown product", `{"id":"1","customerId":1,"state":"CREATED","product":"SOCKS","quantity":1,"price":1}`, "product"},
+		{"unknown state", `{"id":"1","customerId":1,"state":"LOST","product":"JUMPERS","quantity":1,"price":1}`, "state"},
+		{"not created", `{"id":"1","customerId":1,"state":"VALIDATED","product":"JUMPERS","quantity":1,"price":1}`, "state"},
+		{"wrong type", `{"id":"1","customerId":"one","state":"CREATED","product":"JUMPERS","quantity":1,"price":1}`, "customerId"},
+		{"quantity overflow", `{"id":"1","customerId":1,"state":"CREATED","product":"JUMPERS","quantity":3000000000,"price":1}`, "quantity"},
+		{"unknown field", `{"id":"1","customerId":1,"state":"CREATED","product":"JUMPERS","quantity":1,"price":1,"colour":"red"}`, "colour"},
+		{"two objects", `{"id":"1","customerId":1,"product":"JUMPERS","quantity":1,"price":1} {}`, "body"},
+		{"slash in id", `{"id":"a/b","customerId":1,"product":"JUMPERS","quantity":1,"price":1}`, "id"},
+		{"oversized", `{"id":"` + strings.Repeat("x", 200) + `","customerId":1,"product":"JUMPERS","quantity":1,"price":1}`, "body"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := decodeOrder(http.MaxBytesReader(nil, ioNopCloser(c.body), 128), 128)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			p := problemFor(err)
+			if p.Status != http.StatusBadRequest || p.Field != c.field {
+				t.Fatalf("problem %+v, want 400 on field %q (err %v)", p, c.field, err)
+			}
+		})
+	}
+}
+
+func TestDecodeOrderAcceptsReferenceBody(t *testing.T) {
+	o, err := decodeOrder(strings.NewReader(`{"id":"7","customerId":2,"state":"CREATED","product":"JUMPERS","quantity":1,"price":1.0}`), 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.ID != "7" || o.CustomerID != 2 || o.Quantity != 1 || o.Price != 1 || o.State != "CREATED" {
+		t.Fatalf("%+v", o)
+	}
+	// State may be left out: a new order is CREATED.
+	o, err = decodeOrder(strings.NewReader(`{"id":"8","customerId":2,"product":"STOCKINGS","quantity":0,"price":0}`), 1024)
+	if err != nil || o.State != "CREATED" {
+		t.Fatalf("%+v %v", o, err)
+	}
+}
+
+func TestProblemStatuses(t *testing.T) {
+	cases := map[error]int{
+		ErrConflict:       http.StatusConflict,
+		ErrTimeout:        http.StatusGatewayTimeout,
+		ErrTooManyWaiters: http.StatusServiceUnavailable,
+		ErrNotOwner:       http.StatusServiceUnavailable,
+		ErrUnavailable:    http.StatusBadGateway,
+		errors.New("x"):   http.StatusInternalServerError,
+	}
+	for err, want := range cases {
+		if got := problemFor(err).Status; got != want {
+			t.Errorf("%v → %d, want %d", err, got, want)
+		}
+	}
+}
+
+type nopCloser struct{ *strings.Reader }
+
+func (nopCloser) Close() error { return nil }
+
+func ioNopCloser(s string) nopCloser { return nopCloser{strings.NewReader(s)} }

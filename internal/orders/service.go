@@ -1,0 +1,320 @@
+// Package orders is the Orders service: the REST API of SPEC.md over a materialized view of
+// the `orders` topic that is partitioned across instances.
+//
+// Each instance keeps the orders of the partitions it owns in a goka group table. GETs
+// long-poll until the order (or its final state) is there, through a registry of waiters
+// released by the view. A GET or POST that reaches an instance not owning the key's partition
+// is forwarded once to the owner found in the membership table, which every instance
+// publishes to when it has taken over and recovered partitions. While partitions move
+// (goka pauses ~5 s on every rebalance) requests keep re-resolving the owner until their
+// deadline, so a rebalance is invisible to clients with time left.
+package orders
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/platform"
+	"github.com/ordersys/ecosystem/internal/service"
+	"github.com/ordersys/ecosystem/internal/validation"
+)
+
+// Service is one Orders instance.
+type Service struct {
+	cfg        Config
+	names      platform.Names
+	partitions int32
+	self       string // advertised address
+
+	ln         net.Listener
+	view       *goka.Processor
+	aggregator *goka.Processor
+	membership *goka.View
+	announcer  *goka.Emitter
+	writer     *goka.Emitter
+	ownership  *Ownership
+	waiters    *Waiters
+	pending    pendingWrites
+	locks      keyLocks
+	client     *http.Client
+
+	// Health reports readiness: view recovered, membership known, a group session held.
+	Health *service.Health
+}
+
+// New builds an instance: it checks the topics exist, opens the listener (so the advertised
+// address is known before the first announcement) and builds the processors, view and
+// emitters. Nothing runs until Run.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	codecs, err := platform.CodecsFor(ctx, cfg.Kafka.SchemaRegistryURL)
+	if err != nil {
+		return nil, fmt.Errorf("orders: %w", err)
+	}
+	names := cfg.Kafka.Names()
+	partitions, err := topicPartitions(ctx, cfg.Kafka, names.Topic(string(platform.TopicOrders)))
+	if err != nil {
+		return nil, fmt.Errorf("orders: %w", err)
+	}
+	ln, err := service.Listen(cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("orders: %w", err)
+	}
+	s := &Service{
+		cfg:        cfg,
+		names:      names,
+		partitions: partitions,
+		self:       advertised(cfg.AdvertisedAddr, ln.Addr()),
+		ln:         ln,
+		waiters:    NewWaiters(cfg.MaxWaiters),
+		client: &http.Client{Transport: &http.Transport{
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     90 * time.Second,
+			DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+		}},
+		Health: service.NewHealth(),
+	}
+	s.pending.byID = map[string]pendingWrite{}
+	fail := func(err error) (*Service, error) {
+		_ = ln.Close()
+		return nil, fmt.Errorf("orders: %w", err)
+	}
+
+	g := platform.NewGoka(cfg.Kafka)
+	s.ownership = &Ownership{topic: names.Topic(string(platform.TopicOrders)), announce: s.announce}
+	if s.announcer, err = g.NewEmitter(names.Stream(goka.Stream(platform.TopicOrdersMembership)), platform.JSONCodec[Owner]{}); err != nil {
+		return fail(err)
+	}
+	if s.writer, err = g.NewEmitter(names.Stream(platform.TopicOrders), codecs.Order); err != nil {
+		return fail(err)
+	}
+	if s.membership, err = g.NewView("orders-membership", names.Table(platform.TopicOrdersMembership), platform.JSONCodec[Owner]{},
+		goka.WithViewCallback(keepNewestOwner)); err != nil {
+		return fail(err)
+	}
+	viewGoka := *g
+	viewGoka.ConsumerGroupBuilder = s.ownership.ConsumerGroupBuilder(g.SaramaConsumerGroupBuilder())
+	if s.view, err = viewGoka.NewProcessor(ViewGraph(names, codecs, s.stored)); err != nil {
+		return fail(err)
+	}
+	if cfg.Aggregator {
+		if s.aggregator, err = g.NewProcessor(validation.Graph(names, codecs)); err != nil {
+			return fail(err)
+		}
+		s.Health.AddProcessor(s.aggregator)
+	}
+	s.Health.AddProcessor(s.view)
+	s.Health.AddView("membership", s.membership)
+	s.Health.Add("group session", func() error {
+		if s.ownership.Generation() == 0 {
+			return errors.New("no group session yet")
+		}
+		return nil
+	})
+	return s, nil
+}
+
+// topicPartitions learns the partition count of topic, which routing needs, and fails clearly
+// when the topics were not provisioned.
+func topicPartitions(ctx context.Context, cfg platform.Config, topic string) (int32, error) {
+	cl, err := kgo.NewClient(platform.ClientOptions(cfg)...)
+	if err != nil {
+		return 0, fmt.Errorf("connect to brokers: %w", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	details, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil {
+		return 0, fmt.Errorf("describe %s: %w", topic, err)
+	}
+	d, ok := details[topic]
+	if !ok || d.Err != nil || len(d.Partitions) == 0 {
+		return 0, fmt.Errorf("topic %s does not exist: provision the topics first (ordersctl provision)", topic)
+	}
+	return int32(len(d.Partitions)), nil
+}
+
+// advertised returns the address other instances should use.
+func advertised(configured string, listen net.Addr) string {
+	if configured != "" {
+		return configured
+	}
+	tcp, ok := listen.(*net.TCPAddr)
+	if !ok || tcp.IP.IsUnspecified() {
+		return fmt.Sprintf("127.0.0.1:%d", tcp.Port)
+	}
+	return tcp.String()
+}
+
+// Addr is the address the REST API listens on.
+func (s *Service) Addr() string { return s.ln.Addr().String() }
+
+// AdvertisedAddr is the address published in the membership table.
+func (s *Service) AdvertisedAddr() string { return s.self }
+
+// Run serves until ctx ends or a part fails. On shutdown it first fails readiness and lets
+// in-flight requests finish (they may still need the view), then stops the processors, which
+// leave the group cleanly, and flushes the emitters.
+func (s *Service) Run(ctx context.Context) error {
+	procCtx, stopProcs := context.WithCancel(context.Background())
+	defer stopProcs()
+	procs, procsCtx := service.NewGroup(procCtx)
+	procs.Go("orders view", func(ctx context.Context) error { return service.RunProcessor(ctx, s.view) })
+	procs.Go("membership view", func(ctx context.Context) error { return service.RunView(ctx, s.membership) })
+	if s.aggregator != nil {
+		procs.Go("validations aggregator", func(ctx context.Context) error { return service.RunProcessor(ctx, s.aggregator) })
+	}
+
+	httpCtx, stopHTTP := context.WithCancel(ctx)
+	defer stopHTTP()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- service.Serve(httpCtx, s.ln, s.Handler()) }()
+
+	var httpErr error
+	httpFinished := false
+	select {
+	case <-ctx.Done():
+	case <-procsCtx.Done():
+	case httpErr = <-httpDone:
+		httpFinished = true
+	}
+	s.Health.SetStopping()
+	stopHTTP()
+	if !httpFinished {
+		httpErr = <-httpDone
+	}
+	stopProcs()
+	procErr := procs.Wait()
+	emitErr := errors.Join(s.announcer.Finish(), s.writer.Finish())
+	s.client.CloseIdleConnections()
+	if err := errors.Join(procErr, httpErr, emitErr); err != nil {
+		return fmt.Errorf("orders: %w", err)
+	}
+	return nil
+}
+
+// stored is called by the view for every order version it stores.
+func (s *Service) stored(o domain.Order) {
+	s.pending.remove(o.ID)
+	s.waiters.Notify(o)
+}
+
+// announce publishes this instance as the owner of partitions at generation.
+func (s *Service) announce(_ context.Context, generation int32, memberID string, partitions []int32) error {
+	now := time.Now().UTC()
+	for _, p := range partitions {
+		owner := Owner{Partition: p, Addr: s.self, Generation: generation, MemberID: memberID, Instance: s.cfg.Instance, UpdatedAt: now}
+		if err := s.announcer.EmitSync(membershipKey(p), owner); err != nil {
+			return fmt.Errorf("announce partition %d: %w", p, err)
+		}
+	}
+	slog.Info("announced ownership", slog.Any("partitions", partitions), slog.Int("generation", int(generation)), slog.String("addr", s.self))
+	return nil
+}
+
+// owner returns the membership entry of partition p.
+func (s *Service) owner(p int32) (Owner, bool) {
+	v, err := s.membership.Get(membershipKey(p))
+	if err != nil || v == nil {
+		return Owner{}, false
+	}
+	o, ok := v.(*Owner)
+	if !ok || o.Addr == "" {
+		return Owner{}, false
+	}
+	return *o, true
+}
+
+// lookup reads an order from the local view; nil when absent. It fails with ErrNotOwner when
+// the partition is not (or no longer) served here.
+func (s *Service) lookup(id string, p int32) (*domain.Order, error) {
+	if !s.ownership.Owns(p) {
+		return nil, ErrNotOwner
+	}
+	v, err := s.view.Get(id)
+	if err != nil {
+		if !s.ownership.Owns(p) {
+			return nil, ErrNotOwner
+		}
+		return nil, fmt.Errorf("read order %s from the view: %w", id, err)
+	}
+	if v == nil {
+		return nil, nil
+	}
+	o := v.(domain.Order)
+	return &o, nil
+}
+
+// pendingWrites remembers orders written by POST until the view has stored them, so that a
+// second POST in between sees the first (idempotency does not depend on view latency).
+type pendingWrites struct {
+	mu   sync.Mutex
+	byID map[string]pendingWrite
+}
+
+type pendingWrite struct {
+	order domain.Order
+	at    time.Time
+}
+
+// pendingTTL bounds how long a write is remembered if the view never reports it (e.g. the
+// partition moved away meanwhile).
+const pendingTTL = time.Minute
+
+func (pw *pendingWrites) add(o domain.Order) {
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	pw.byID[o.ID] = pendingWrite{order: o, at: time.Now()}
+	if len(pw.byID) > 1024 {
+		for id, w := range pw.byID {
+			if time.Since(w.at) > pendingTTL {
+				delete(pw.byID, id)
+			}
+		}
+	}
+}
+
+func (pw *pendingWrites) get(id string) (domain.Order, bool) {
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	w, ok := pw.byID[id]
+	if !ok || time.Since(w.at) > pendingTTL {
+		return domain.Order{}, false
+	}
+	return w.order, true
+}
+
+func (pw *pendingWrites) remove(id string) {
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	delete(pw.byID, id)
+}
+
+// keyLocks serialises POSTs of one order id without one lock per id.
+type keyLocks struct {
+	seed    maphash.Seed
+	once    sync.Once
+	stripes [256]sync.Mutex
+}
+
+func (kl *keyLocks) lock(id string) func() {
+	kl.once.Do(func() { kl.seed = maphash.MakeSeed() })
+	m := &kl.stripes[maphash.String(kl.seed, id)%uint64(len(kl.stripes))]
+	m.Lock()
+	return m.Unlock
+}
+
+// OwnedPartitions lists the view partitions this instance serves right now.
+func (s *Service) OwnedPartitions() []int32 { return s.ownership.Owned() }

@@ -1,0 +1,39 @@
+package orders
+
+import (
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+
+	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/platform"
+)
+
+// stateRank orders the life cycle so that a late or replayed older version of an order never
+// replaces a newer one in the view.
+func stateRank(s domain.OrderState) int {
+	switch s {
+	case domain.OrderCreated:
+		return 0
+	case domain.OrderShipped:
+		return 2
+	default: // VALIDATED, FAILED
+		return 1
+	}
+}
+
+// ViewGraph is the materialized view: the latest version of each order in the group table,
+// partitioned like `orders`. notify is called with every stored version (to release waiters).
+func ViewGraph(n platform.Names, codecs *platform.Codecs, notify func(domain.Order)) *goka.GroupGraph {
+	return goka.DefineGroup(n.Group(platform.GroupOrders),
+		goka.Input(n.Stream(platform.TopicOrders), new(codec.Bytes), platform.Decode(n, codecs.Order,
+			func(ctx goka.Context, o domain.Order) {
+				if current, ok := ctx.Value().(domain.Order); ok && stateRank(o.State) < stateRank(current.State) {
+					return
+				}
+				ctx.SetValue(o)
+				notify(o)
+			})),
+		goka.Persist(codecs.Order),
+		platform.DeadLetterEdge(n),
+	)
+}
