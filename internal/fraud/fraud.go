@@ -1,0 +1,185 @@
+// Package fraud is the Fraud validator: it adds up the value (quantity × price) of each
+// customer's CREATED orders in a session window with a one-hour inactivity gap, and emits one
+// FRAUD_CHECK verdict per order to order-validations — FAIL when the session total reaches
+// 2000, PASS otherwise.
+//
+// It is a goka processor in two steps. Orders arrive keyed by order id; each is re-keyed by
+// customer onto the group's loopback topic, so that all orders of a customer meet in one
+// callback that owns the customer's sessions (CustomerSessions, the group-table value). The
+// order's event time is the timestamp of its `orders` record; goka stamps loopback records
+// with their produce time, so the event time travels inside the loopback payload.
+//
+// goka delivers at least once. Every order counted stays listed in its session with the
+// verdict it got, so a redelivered order is neither counted twice nor judged differently:
+// the stored verdict is emitted again, which also repairs a verdict lost in a crash. Sessions
+// expire SessionRetention of event time after their last order, which bounds the state.
+//
+// Customer keys on the loopback topic and in the table are platform.CustomerKey (8-byte
+// big-endian), the key format of the `customers` topic, so Kafka tools decode them alike.
+package fraud
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+
+	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/platform"
+	"github.com/ordersys/ecosystem/internal/service"
+)
+
+// Config configures the Fraud service.
+type Config struct {
+	Kafka platform.Config
+	// AdminAddr serves /livez and /readyz; empty disables it (e.g. inside the ecosystem binary).
+	AdminAddr string
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{Kafka: platform.DefaultConfig(), AdminAddr: ":9102"}
+}
+
+// RegisterFlags binds the configuration to flags and environment variables.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.Kafka.RegisterFlags(fs)
+	platform.StringVar(fs, &c.AdminAddr, "admin-addr", "ADMIN_ADDR", c.AdminAddr, "listen address of /livez and /readyz; empty disables")
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error { return c.Kafka.Validate() }
+
+// PlatformConfig returns the Kafka and logging part.
+func (c Config) PlatformConfig() platform.Config { return c.Kafka }
+
+// LogValue prints the configuration in the start-up log line.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(slog.Any("kafka", c.Kafka), slog.String("admin_addr", c.AdminAddr))
+}
+
+// OrderHop is an order on its way from `orders` to its customer's key on the loopback topic,
+// with the event time that the loopback record's own timestamp would lose.
+type OrderHop struct {
+	Order       domain.Order `json:"order"`
+	EventTimeMs int64        `json:"eventTimeMs"`
+}
+
+// hopCodec encodes loopback records. The loop edge itself is declared with codec.Bytes so that
+// a record that does not decode is dead-lettered instead of stopping the processor.
+var hopCodec platform.JSONCodec[OrderHop]
+
+// hopDecoder decodes loopback records for platform.Decode and refuses those that carry no
+// usable order, so they are dead-lettered rather than answered under an empty id.
+type hopDecoder struct{}
+
+func (hopDecoder) Unmarshal(b []byte) (OrderHop, error) {
+	v, err := hopCodec.Decode(b)
+	if err != nil {
+		return OrderHop{}, err
+	}
+	hop := *v.(*OrderHop)
+	if err := hop.Order.Validate(); err != nil {
+		return OrderHop{}, fmt.Errorf("decode fraud loopback record: %w", err)
+	}
+	return hop, nil
+}
+
+// Graph is the processor's topology: orders in, re-keyed by customer through the loopback
+// topic, sessions in the group table, verdicts out, undecodable records to the dead-letter
+// topic.
+func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
+	validations := n.Stream(platform.TopicOrderValidations)
+	emit := func(ctx goka.Context, orderID string, result domain.ValidationResult) {
+		ctx.Emit(validations, orderID, domain.OrderValidation{
+			OrderID:          orderID,
+			CheckType:        domain.FraudCheck,
+			ValidationResult: result,
+		})
+	}
+	return goka.DefineGroup(n.Group(platform.GroupFraud),
+		goka.Input(n.Stream(platform.TopicOrders), new(codec.Bytes), platform.Decode(n, codecs.Order,
+			func(ctx goka.Context, o domain.Order) {
+				if o.State != domain.OrderCreated {
+					return
+				}
+				if v := orderValue(o); math.IsNaN(v) || math.IsInf(v, 0) {
+					// An order without a finite value cannot be added to any total. Its verdict
+					// depends on the order alone, so answering here is as idempotent as the rest.
+					emit(ctx, o.ID, domain.Fail)
+					return
+				}
+				payload, err := hopCodec.Encode(OrderHop{Order: o, EventTimeMs: ctx.Timestamp().UnixMilli()})
+				if err != nil {
+					ctx.Fail(fmt.Errorf("fraud: encode loopback record of order %s: %w", o.ID, err))
+				}
+				ctx.Loopback(platform.CustomerKey(o.CustomerID), payload)
+			})),
+		goka.Loop(new(codec.Bytes), platform.Decode(n, hopDecoder{},
+			func(ctx goka.Context, hop OrderHop) {
+				sessions, _ := ctx.Value().(*CustomerSessions)
+				if sessions == nil {
+					sessions = &CustomerSessions{}
+				}
+				verdict := sessions.Apply(hop.Order.ID, hop.EventTimeMs, orderValue(hop.Order))
+				if verdict.Late {
+					slog.Warn("order older than the session retention failed without being counted",
+						slog.String("order_id", hop.Order.ID),
+						slog.Int64("customer_id", hop.Order.CustomerID),
+						slog.Int64("event_time_ms", hop.EventTimeMs),
+						slog.Int64("customer_latest_event_time_ms", sessions.LatestEventMs))
+				}
+				if verdict.Changed() {
+					ctx.SetValue(sessions)
+				}
+				emit(ctx, hop.Order.ID, verdict.Result)
+			})),
+		goka.Persist(platform.JSONCodec[CustomerSessions]{}),
+		goka.Output(validations, codecs.OrderValidation),
+		platform.DeadLetterEdge(n),
+	)
+}
+
+// orderValue is what an order adds to its session.
+func orderValue(o domain.Order) float64 { return float64(o.Quantity) * o.Price }
+
+// Service is a running Fraud validator.
+type Service struct {
+	cfg    Config
+	proc   *goka.Processor
+	Health *service.Health
+}
+
+// New builds the service: codecs (registering schemas when a registry is configured) and the
+// processor. Topics must have been provisioned.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	codecs, err := platform.CodecsFor(ctx, cfg.Kafka.SchemaRegistryURL)
+	if err != nil {
+		return nil, fmt.Errorf("fraud: %w", err)
+	}
+	proc, err := platform.NewGoka(cfg.Kafka).NewProcessor(Graph(cfg.Kafka.Names(), codecs))
+	if err != nil {
+		return nil, fmt.Errorf("fraud: %w", err)
+	}
+	health := service.NewHealth()
+	health.AddProcessor(proc)
+	return &Service{cfg: cfg, proc: proc, Health: health}, nil
+}
+
+// Run processes orders and serves health until ctx ends or the processor fails.
+func (s *Service) Run(ctx context.Context) error {
+	ln, err := service.Listen(s.cfg.AdminAddr)
+	if err != nil {
+		return fmt.Errorf("fraud: %w", err)
+	}
+	g, gctx := service.NewGroup(ctx)
+	g.Go("processor", func(ctx context.Context) error { return service.RunProcessor(ctx, s.proc) })
+	g.Go("admin http", func(ctx context.Context) error { return service.Serve(ctx, ln, s.Health.Handler()) })
+	<-gctx.Done()
+	s.Health.SetStopping()
+	return g.Wait()
+}

@@ -1,0 +1,133 @@
+package fraud
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/ordersys/ecosystem/internal/domain"
+)
+
+// The rule of SPEC.md.
+const (
+	// Limit is the session total at or above which an order fails.
+	Limit = 2000.0
+	// SessionGap is the inactivity gap that ends a customer's session. Orders exactly one gap
+	// apart are in the same session, as in Kafka Streams' SessionWindows.
+	SessionGap = time.Hour
+	// SessionRetention is how far behind the customer's latest event time a session is kept
+	// after its last order. It matches what the reference's SessionWindows.with(1h) kept
+	// (gap plus the default 23 h grace) and bounds the state: an order is remembered, for
+	// replays and for merging with out-of-order orders, for at least this long in event time.
+	SessionRetention = 24 * time.Hour
+)
+
+// CustomerSessions is the fraud service's state for one customer (its group-table value).
+//
+// Invariant: sessions are sorted by start, and any two are more than SessionGap apart; the
+// session holding the latest event is never expired, so a customer with state always has at
+// least one session.
+type CustomerSessions struct {
+	// LatestEventMs is the highest event time (Unix ms) of any order counted: the customer's
+	// stream time, against which sessions expire.
+	LatestEventMs int64     `json:"latestEventMs"`
+	Sessions      []Session `json:"sessions"`
+}
+
+// Session is one session window of a customer.
+type Session struct {
+	StartMs int64   `json:"startMs"`
+	EndMs   int64   `json:"endMs"`
+	Total   float64 `json:"total"`
+	// Orders holds every order counted in the session with the verdict it got, so a replayed
+	// order is recognised and answered the same way instead of being counted again.
+	Orders map[string]CountedOrder `json:"orders"`
+}
+
+// CountedOrder is one order's contribution to its session.
+type CountedOrder struct {
+	EventMs int64                   `json:"eventMs"`
+	Value   float64                 `json:"value"`
+	Result  domain.ValidationResult `json:"result"`
+}
+
+// Verdict is the outcome of applying one order to a customer's sessions.
+type Verdict struct {
+	Result domain.ValidationResult
+	// Total is the session total the result was judged on (for a replay, the session's
+	// current total).
+	Total float64
+	// Replayed means the order had been counted before: state is unchanged, the stored
+	// result is returned.
+	Replayed bool
+	// Late means the order's event time is older than the retention horizon: it can no longer
+	// be placed in a session (nor told apart from a replay of an expired one), so it fails
+	// without being counted. The reference dropped such orders, which left them unanswered.
+	Late bool
+}
+
+// Changed reports whether applying the order modified the state, i.e. whether it must be
+// stored.
+func (v Verdict) Changed() bool { return !v.Replayed && !v.Late }
+
+// Apply counts an order of value at event time eventMs in the customer's session, merging the
+// sessions it bridges, and returns its verdict. A negative value counts as zero: a refund-like
+// order must not lower the total and let later orders through. value must be finite.
+func (c *CustomerSessions) Apply(orderID string, eventMs int64, value float64) Verdict {
+	for _, s := range c.Sessions {
+		if counted, ok := s.Orders[orderID]; ok {
+			return Verdict{Result: counted.Result, Total: s.Total, Replayed: true}
+		}
+	}
+	if len(c.Sessions) == 0 {
+		// A fresh customer has no stream time yet (event times may be negative: records
+		// without a timestamp read as the zero time).
+		c.LatestEventMs = eventMs
+	} else if eventMs < c.LatestEventMs-SessionRetention.Milliseconds() {
+		return Verdict{Result: domain.Fail, Late: true}
+	}
+
+	counted := max(value, 0)
+	merged := Session{StartMs: eventMs, EndMs: eventMs, Total: counted, Orders: map[string]CountedOrder{}}
+	gap := SessionGap.Milliseconds()
+	kept := c.Sessions[:0:0]
+	for _, s := range c.Sessions {
+		if s.EndMs < eventMs-gap || s.StartMs > eventMs+gap {
+			kept = append(kept, s)
+			continue
+		}
+		merged.StartMs = min(merged.StartMs, s.StartMs)
+		merged.EndMs = max(merged.EndMs, s.EndMs)
+		merged.Total = addCapped(merged.Total, s.Total)
+		for id, o := range s.Orders {
+			merged.Orders[id] = o
+		}
+	}
+	result := domain.Pass
+	if merged.Total >= Limit {
+		result = domain.Fail
+	}
+	merged.Orders[orderID] = CountedOrder{EventMs: eventMs, Value: counted, Result: result}
+
+	kept = append(kept, merged)
+	slices.SortFunc(kept, func(a, b Session) int { return cmp.Compare(a.StartMs, b.StartMs) })
+	c.Sessions = kept
+	c.LatestEventMs = max(c.LatestEventMs, eventMs)
+	c.expire()
+	return Verdict{Result: result, Total: merged.Total}
+}
+
+// expire removes sessions that ended more than SessionRetention before the latest event.
+func (c *CustomerSessions) expire() {
+	horizon := c.LatestEventMs - SessionRetention.Milliseconds()
+	c.Sessions = slices.DeleteFunc(c.Sessions, func(s Session) bool { return s.EndMs < horizon })
+}
+
+// addCapped adds two non-negative totals without reaching +Inf, which JSON cannot store.
+func addCapped(a, b float64) float64 {
+	if sum := a + b; !math.IsInf(sum, 0) {
+		return sum
+	}
+	return math.MaxFloat64
+}
