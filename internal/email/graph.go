@@ -1,0 +1,517 @@
+package email
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+
+	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/platform"
+)
+
+// sweepVisitor names the visitor edge that expires state; SweepAt drives it.
+const sweepVisitor = "expire"
+
+// Sending is retried a few times inside the callback before the processor gives up; each
+// attempt is bounded so that a hanging server cannot hold a partition forever.
+const (
+	sendAttempts       = 3
+	sendAttemptTimeout = 30 * time.Second
+)
+
+// Counters count what the service did since it started; they are served as JSON on the admin
+// address at /counters.
+type Counters struct {
+	EmailsSent          atomic.Int64
+	EmailsUndeliverable atomic.Int64
+	Enriched            atomic.Int64
+	UnknownLevel        atomic.Int64 // enriched orders routed to the unknown-level topic
+	Duplicates          atomic.Int64 // records for orders already finished: redeliveries, later states
+	UnpaidOrders        atomic.Int64 // orders whose records expired without a matching payment
+	UnmatchedPayments   atomic.Int64 // payments that expired without a matching order record
+	HoldsExpired        atomic.Int64 // orders abandoned because their customer never arrived
+}
+
+// Snapshot returns the current values by name.
+func (c *Counters) Snapshot() map[string]int64 {
+	return map[string]int64{
+		"emails_sent":          c.EmailsSent.Load(),
+		"emails_undeliverable": c.EmailsUndeliverable.Load(),
+		"enriched":             c.Enriched.Load(),
+		"unknown_level":        c.UnknownLevel.Load(),
+		"duplicates":           c.Duplicates.Load(),
+		"unpaid_orders":        c.UnpaidOrders.Load(),
+		"unmatched_payments":   c.UnmatchedPayments.Load(),
+		"holds_expired":        c.HoldsExpired.Load(),
+	}
+}
+
+// Processing is what the processor needs besides topic names and codecs.
+type Processing struct {
+	Emailer   Emailer
+	Retention Retention
+	// Counters receives the counts; nil counts into a private set.
+	Counters *Counters
+	// Now is the processing-time clock that retention is measured with; nil means time.Now.
+	Now func() time.Time
+	// SendBackoff is the first wait between send attempts, doubled each time; 0 means 1 s.
+	SendBackoff time.Duration
+}
+
+// loopMessage is a record on the group's loop topic; exactly one field is set.
+type loopMessage struct {
+	// Payment re-keys a payment by its order id, carrying the payment's event time (records
+	// written by a processor carry their produce time, not the original one).
+	Payment *loopPayment `json:"payment,omitempty"`
+	// Hold, keyed by a customer key, registers an order that waits for that customer.
+	Hold *holdRequest `json:"hold,omitempty"`
+	// Customer, keyed by an order id, hands a waiting order the customer it waited for, so the
+	// order does not depend on the lookup table having caught up yet.
+	Customer *domain.Customer `json:"customer,omitempty"`
+}
+
+type loopPayment struct {
+	Payment   domain.Payment `json:"payment"`
+	EventTime time.Time      `json:"eventTime"`
+}
+
+type holdRequest struct {
+	OrderID    string    `json:"orderId"`
+	CustomerID int64     `json:"customerId"`
+	Since      time.Time `json:"since"`
+}
+
+// paymentRecords decodes payments and refuses those without an order id: such a payment can
+// never join, so it goes to the dead-letter topic as evidence instead of being dropped.
+type paymentRecords struct {
+	codec *platform.AvroCodec[domain.Payment]
+}
+
+func (r paymentRecords) Unmarshal(b []byte) (domain.Payment, error) {
+	p, err := r.codec.Unmarshal(b)
+	if err != nil {
+		return p, err
+	}
+	if p.OrderID == "" {
+		return p, &platform.DecodeError{Kind: platform.ErrInvalidValue, Record: "Payment", SchemaID: -1,
+			Cause: errors.New("payment has no order id")}
+	}
+	return p, nil
+}
+
+// loopRecords decodes loop records for platform.Decode, so that one that does not decode (a
+// record from an incompatible version, say) is dead-lettered instead of stopping the group.
+type loopRecords struct{}
+
+func (loopRecords) Unmarshal(b []byte) (loopMessage, error) {
+	v, err := platform.JSONCodec[loopMessage]{}.Decode(b)
+	if err != nil {
+		return loopMessage{}, err
+	}
+	m := *v.(*loopMessage)
+	set := 0
+	for _, present := range []bool{m.Payment != nil, m.Hold != nil, m.Customer != nil} {
+		if present {
+			set++
+		}
+	}
+	if set != 1 {
+		return loopMessage{}, &platform.DecodeError{Kind: platform.ErrInvalidValue, Record: "email loop record",
+			SchemaID: -1, Cause: fmt.Errorf("%d kinds set, want exactly 1", set)}
+	}
+	return m, nil
+}
+
+// joiner holds the callbacks of the processor.
+type joiner struct {
+	names     platform.Names
+	codecs    *platform.Codecs
+	emailer   Emailer
+	retention Retention
+	counters  *Counters
+	now       func() time.Time
+	backoff   time.Duration
+	customers goka.Table
+}
+
+// Graph is the processor's topology. Inputs: orders (keyed by order id), payments (re-keyed
+// through the loop topic by order id), customers (to release orders waiting for a customer) and
+// the loop topic. The customers table is also a lookup edge, so every instance can find any
+// customer. The group table holds, per order id, the join state and outcomes and, per customer
+// key, the orders waiting for that customer. Outputs: the four level topics, the unknown-level
+// topic and the dead-letter topic.
+func Graph(n platform.Names, codecs *platform.Codecs, p Processing) *goka.GroupGraph {
+	j := &joiner{
+		names: n, codecs: codecs, emailer: p.Emailer, retention: p.Retention,
+		counters: p.Counters, now: p.Now, backoff: p.SendBackoff,
+		customers: n.Table(platform.TopicCustomers),
+	}
+	if j.counters == nil {
+		j.counters = &Counters{}
+	}
+	if j.now == nil {
+		j.now = time.Now
+	}
+	if j.backoff <= 0 {
+		j.backoff = time.Second
+	}
+	decodeCustomer := platform.Decode(n, codecs.Customer, j.onCustomer)
+	edges := []goka.Edge{
+		goka.Input(n.Stream(platform.TopicOrders), new(codec.Bytes), platform.Decode(n, codecs.Order, j.onOrder)),
+		goka.Input(n.Stream(platform.TopicPayments), new(codec.Bytes), platform.Decode(n, paymentRecords{codecs.Payment}, j.onPayment)),
+		goka.Input(goka.Stream(j.customers), new(codec.Bytes), func(ctx goka.Context, msg any) {
+			// A key that is not an 8-byte id can never be looked up: report it rather than
+			// keep a customer nobody will find.
+			if raw, _ := msg.([]byte); raw != nil {
+				if _, err := platform.ParseCustomerKey(ctx.Key()); err != nil {
+					platform.DeadLetter(ctx, n, raw, err)
+					return
+				}
+			}
+			decodeCustomer(ctx, msg)
+		}),
+		goka.Loop(new(codec.Bytes), platform.Decode(n, loopRecords{}, j.onLoop)),
+		goka.Lookup(j.customers, new(codec.Bytes)),
+		goka.Persist(platform.JSONCodec[entry]{}),
+		goka.Visitor(sweepVisitor, j.onSweep),
+		platform.DeadLetterEdge(n),
+	}
+	for _, t := range outputTopics(n) {
+		edges = append(edges, goka.Output(t, codecs.OrderEnriched))
+	}
+	return goka.DefineGroup(n.Group(platform.GroupEmail), edges...)
+}
+
+// outputTopics are the level topics and the unknown-level topic, in a stable order.
+func outputTopics(n platform.Names) []goka.Stream {
+	levels := make([]string, 0, len(platform.LevelTopics))
+	for level := range platform.LevelTopics {
+		levels = append(levels, level)
+	}
+	sort.Strings(levels)
+	topics := make([]goka.Stream, 0, len(levels)+1)
+	for _, level := range levels {
+		t, _ := n.LevelTopic(level)
+		topics = append(topics, t)
+	}
+	return append(topics, n.Stream(platform.TopicUnknownLevel))
+}
+
+// SweepAt expires the state of every partition p owns as of now: join candidates past the
+// join retention, orders whose customer has not arrived within the hold, waiters and finished
+// orders past their retention. It also retries the customer lookup of every waiting order, so
+// that an order whose release message was lost in a crash is released all the same. The
+// service calls it periodically; it returns the number of keys visited.
+func SweepAt(ctx context.Context, p *goka.Processor, now time.Time) (int64, error) {
+	n, err := p.VisitAllWithStats(ctx, sweepVisitor, now)
+	if err != nil {
+		return n, fmt.Errorf("sweep email state: %w", err)
+	}
+	return n, nil
+}
+
+func sourceOf(ctx goka.Context) source {
+	return source{Topic: string(ctx.Topic()), Partition: ctx.Partition(), Offset: ctx.Offset()}
+}
+
+func (j *joiner) load(ctx goka.Context) (*entry, bool) {
+	if e, _ := ctx.Value().(*entry); e != nil {
+		return e, true
+	}
+	return &entry{}, false
+}
+
+// store writes e back, or deletes the key when nothing is left in it.
+func (j *joiner) store(ctx goka.Context, e *entry, existed bool) {
+	if e.Order != nil && e.Order.empty() {
+		e.Order = nil
+	}
+	if e.Order == nil && e.Customer == nil {
+		if existed {
+			ctx.Delete()
+		}
+		return
+	}
+	ctx.SetValue(e)
+}
+
+func (j *joiner) loopback(ctx goka.Context, key string, m loopMessage) {
+	b, err := platform.JSONCodec[loopMessage]{}.Encode(m)
+	if err != nil {
+		ctx.Fail(fmt.Errorf("loop back to %q: %w", key, err))
+	}
+	ctx.Loopback(key, b)
+}
+
+func (j *joiner) onOrder(ctx goka.Context, o domain.Order) {
+	eventTime := ctx.Timestamp()
+	j.update(ctx, nil, func(s *orderState, now time.Time) bool {
+		return s.addOrder(o, eventTime, now)
+	})
+}
+
+func (j *joiner) onPayment(ctx goka.Context, p domain.Payment) {
+	j.loopback(ctx, p.OrderID, loopMessage{Payment: &loopPayment{Payment: p, EventTime: ctx.Timestamp()}})
+}
+
+func (j *joiner) onLoop(ctx goka.Context, m loopMessage) {
+	switch {
+	case m.Payment != nil:
+		j.update(ctx, nil, func(s *orderState, now time.Time) bool {
+			return s.addPayment(m.Payment.Payment, m.Payment.EventTime, now)
+		})
+	case m.Customer != nil:
+		j.update(ctx, m.Customer, func(*orderState, time.Time) bool { return false })
+	case m.Hold != nil:
+		j.onHold(ctx, *m.Hold)
+	}
+}
+
+// onHold registers an order under the key of the customer it waits for. The customer may have
+// arrived between the order's lookup and now; looking again closes most of that gap, and the
+// sweep's retry closes the rest.
+func (j *joiner) onHold(ctx goka.Context, h holdRequest) {
+	if c := j.lookupCustomer(ctx, h.CustomerID); c != nil {
+		j.loopback(ctx, h.OrderID, loopMessage{Customer: c})
+		return
+	}
+	e, existed := j.load(ctx)
+	if e.Customer == nil {
+		e.Customer = &customerState{}
+	}
+	if e.Customer.Waiting == nil {
+		e.Customer.Waiting = map[string]time.Time{}
+	}
+	if _, ok := e.Customer.Waiting[h.OrderID]; ok {
+		return
+	}
+	e.Customer.Waiting[h.OrderID] = h.Since
+	j.store(ctx, e, existed)
+}
+
+// onCustomer releases the orders waiting for the customer that just arrived (or changed).
+func (j *joiner) onCustomer(ctx goka.Context, c domain.Customer) {
+	e, existed := j.load(ctx)
+	if e.Customer == nil || len(e.Customer.Waiting) == 0 {
+		return
+	}
+	ids := make([]string, 0, len(e.Customer.Waiting))
+	for id := range e.Customer.Waiting {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		j.loopback(ctx, id, loopMessage{Customer: &c})
+	}
+	e.Customer = nil
+	j.store(ctx, e, existed)
+}
+
+// update applies one record to the state of the order id ctx.Key() and does what it enables.
+// customer is the order's customer when the record brings it.
+func (j *joiner) update(ctx goka.Context, customer *domain.Customer, apply func(s *orderState, now time.Time) bool) {
+	e, existed := j.load(ctx)
+	if e.Order == nil {
+		e.Order = &orderState{}
+	}
+	s := e.Order
+	src := sourceOf(ctx)
+	if s.Enriched != nil && s.Enriched.Source == src {
+		// The very record that produced the enriched record again: the offset was not
+		// committed, so the output may not have reached Kafka either. Emit it once more.
+		ctx.Emit(goka.Stream(s.Enriched.Topic), ctx.Key(), s.Enriched.Record)
+	}
+	if s.done() {
+		j.counters.Duplicates.Add(1)
+		return
+	}
+	now := j.now()
+	changed := apply(s, now)
+	advanced, ok := j.advance(ctx, s, customer, src, now)
+	if !ok {
+		return
+	}
+	if changed || advanced {
+		s.Updated = now
+		j.store(ctx, e, existed)
+	}
+}
+
+// advance joins the candidates and, once the customer is known, emits the enriched record and
+// sends the email that are due. Without the customer it starts a hold. It reports whether s
+// changed, and false in ok when sending failed and the record must stay uncommitted.
+func (j *joiner) advance(ctx goka.Context, s *orderState, customer *domain.Customer, src source, now time.Time) (changed, ok bool) {
+	changed = s.join()
+	needEnrich := s.First != nil && s.Enriched == nil && s.Abandoned == nil
+	needEmail := s.Match != nil && !s.emailSettled()
+	if !needEnrich && !needEmail {
+		return changed, true
+	}
+	customerID := s.First.CustomerID
+	if customer == nil {
+		customer = j.lookupCustomer(ctx, customerID)
+	}
+	if customer == nil {
+		if s.Waiting == nil {
+			s.Waiting = &waiting{CustomerID: customerID, Since: now}
+			j.loopback(ctx, platform.CustomerKey(customerID),
+				loopMessage{Hold: &holdRequest{OrderID: ctx.Key(), CustomerID: customerID, Since: now}})
+			changed = true
+		}
+		return changed, true
+	}
+	// The email goes first: if it cannot be sent, nothing of this record is kept or emitted
+	// beyond what a retry would repeat anyway.
+	if needEmail {
+		failed, sent := j.send(ctx, Email{Order: s.Match.Order, Payment: s.Match.Payment, Customer: *customer})
+		if !sent {
+			return false, false
+		}
+		s.Emailed = &outcome{At: now, Source: src, Failed: failed}
+		s.Match = nil
+	}
+	if needEnrich {
+		j.enrich(ctx, s, *customer, src, now)
+	}
+	s.Waiting = nil
+	return true, true
+}
+
+func (j *joiner) lookupCustomer(ctx goka.Context, id int64) *domain.Customer {
+	raw, _ := ctx.Lookup(j.customers, platform.CustomerKey(id)).([]byte)
+	if raw == nil {
+		return nil
+	}
+	c, err := j.codecs.Customer.Unmarshal(raw)
+	if err != nil {
+		// The customers input dead-letters this record; here it counts as missing, so the
+		// order waits for a good one.
+		slog.Debug("customer record does not decode", slog.Int64("customer_id", id), slog.Any("error", err))
+		return nil
+	}
+	return &c
+}
+
+func (j *joiner) enrich(ctx goka.Context, s *orderState, c domain.Customer, src source, now time.Time) {
+	rec := domain.OrderEnriched{ID: s.First.ID, CustomerID: s.First.CustomerID, CustomerLevel: c.Level}
+	topic, known := j.names.LevelTopic(c.Level)
+	if !known {
+		j.counters.UnknownLevel.Add(1)
+	}
+	ctx.Emit(topic, ctx.Key(), rec)
+	s.Enriched = &enrichedOutcome{outcome: outcome{At: now, Source: src}, Topic: string(topic), Record: rec}
+	j.counters.Enriched.Add(1)
+}
+
+// send delivers one email. failed reports a permanent refusal (the order is settled without
+// an email); sent is false when delivery failed transiently: then the record is left
+// uncommitted and the processor stops, so the order is retried after a restart, not lost.
+func (j *joiner) send(ctx goka.Context, e Email) (failed, sent bool) {
+	err := j.sendWithRetry(ctx.Context(), e)
+	switch {
+	case err == nil:
+		j.counters.EmailsSent.Add(1)
+		return false, true
+	case errors.Is(err, ErrUndeliverable):
+		j.counters.EmailsUndeliverable.Add(1)
+		slog.Error("email undeliverable; the order is not emailed again",
+			slog.String("order_id", e.Order.ID), slog.Int64("customer_id", e.Customer.ID), slog.Any("error", err))
+		return true, true
+	default:
+		// DeferCommit's completion with an error fails the message: its offset is never marked
+		// and the processor stops. Unlike ctx.Fail, this also holds during shutdown.
+		ctx.DeferCommit()(fmt.Errorf("send email for order %s: %w", e.Order.ID, err))
+		return false, false
+	}
+}
+
+func (j *joiner) sendWithRetry(ctx context.Context, e Email) error {
+	backoff := j.backoff
+	for attempt := 1; ; attempt++ {
+		// An attempt runs to completion even when the processor is stopping, so that an email
+		// that was sent is also remembered, instead of being sent again after the restart.
+		attemptCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendAttemptTimeout)
+		err := j.emailer.Send(attemptCtx, e)
+		cancel()
+		if err == nil || errors.Is(err, ErrUndeliverable) || attempt == sendAttempts {
+			return err
+		}
+		slog.Warn("sending email failed; retrying", slog.String("order_id", e.Order.ID),
+			slog.Int("attempt", attempt), slog.Duration("backoff", backoff), slog.Any("error", err))
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (stopped retrying: %w)", err, ctx.Err())
+		case <-t.C:
+		}
+		backoff *= 2
+	}
+}
+
+// onSweep expires the state under one key; meta is the sweep's time.
+func (j *joiner) onSweep(ctx goka.Context, meta any) {
+	now, ok := meta.(time.Time)
+	if !ok {
+		ctx.Fail(fmt.Errorf("sweep: meta is %T, want time.Time", meta))
+	}
+	e, existed := j.load(ctx)
+	if !existed {
+		return
+	}
+	changed := false
+	if s := e.Order; s != nil {
+		if s.Waiting != nil {
+			if c := j.lookupCustomer(ctx, s.Waiting.CustomerID); c != nil {
+				advanced, ok := j.advance(ctx, s, c, source{Topic: sweepVisitor, Offset: -1}, now)
+				if !ok {
+					return
+				}
+				if advanced {
+					s.Updated = now
+					changed = true
+				}
+			}
+		}
+		before := *s
+		x := s.expire(now, j.retention)
+		if x.unpaidOrder {
+			j.counters.UnpaidOrders.Add(1)
+		}
+		if x.unmatchedPayment {
+			j.counters.UnmatchedPayments.Add(1)
+		}
+		if x.holdExpired {
+			j.counters.HoldsExpired.Add(1)
+			s.Updated = now
+			slog.Warn("order abandoned: its customer did not arrive in time",
+				slog.String("order_id", ctx.Key()), slog.Int64("customer_id", before.Waiting.CustomerID),
+				slog.Time("waiting_since", before.Waiting.Since), slog.Duration("hold", j.retention.Hold))
+		}
+		if x.forget {
+			e.Order = nil
+		}
+		if x != (expiry{}) {
+			changed = true
+		}
+	}
+	if c := e.Customer; c != nil {
+		before := len(c.Waiting)
+		if !c.expireWaiters(now, j.retention) {
+			e.Customer = nil
+		}
+		if e.Customer == nil || len(c.Waiting) != before {
+			changed = true
+		}
+	}
+	if changed {
+		j.store(ctx, e, existed)
+	}
+}

@@ -1,0 +1,265 @@
+package email
+
+import (
+	"time"
+
+	"github.com/ordersys/ecosystem/internal/domain"
+)
+
+// JoinWindow is how far apart the event times of an order record and a payment may be for the
+// two to match (SPEC.md: within 1 minute, whichever arrives first; the bound is inclusive, as
+// in Kafka Streams' JoinWindows).
+const JoinWindow = time.Minute
+
+// maxPendingPayments bounds the payments kept for one order while it waits for a match, so that
+// a stream of payments for one order id cannot grow its state without limit. Order records
+// need no such bound: they are kept one per order state, so at most four.
+const maxPendingPayments = 8
+
+// entry is the value of the group table. A key is either an order id (join state) or a
+// customer key (the orders waiting for that customer). The two live in separate fields so that
+// an order id whose bytes happen to equal a customer key cannot corrupt either.
+type entry struct {
+	Order    *orderState    `json:"order,omitempty"`
+	Customer *customerState `json:"customer,omitempty"`
+}
+
+// orderState is everything the service remembers about one order id.
+type orderState struct {
+	// First is the first order record seen: its customer is the one looked up, and it is what
+	// the enriched record describes.
+	First *domain.Order `json:"first,omitempty"`
+	// Orders and Payments are the records still waiting for a partner within the window. They
+	// are emptied once a pair matches and dropped after the join retention.
+	Orders   []pendingOrder   `json:"orders,omitempty"`
+	Payments []pendingPayment `json:"payments,omitempty"`
+	// Match is the pair that matched, kept until its email has been sent.
+	Match *match `json:"match,omitempty"`
+	// Waiting is set while the order's customer is missing from the customers table.
+	Waiting *waiting `json:"waiting,omitempty"`
+	// Enriched, Emailed and Abandoned are the outcomes, each reached at most once per order.
+	Enriched  *enrichedOutcome `json:"enriched,omitempty"`
+	Emailed   *outcome         `json:"emailed,omitempty"`
+	Abandoned *outcome         `json:"abandoned,omitempty"`
+	// Updated is the processing time of the last change; retention counts from it.
+	Updated time.Time `json:"updated"`
+}
+
+type pendingOrder struct {
+	Order     domain.Order `json:"order"`
+	EventTime time.Time    `json:"eventTime"`
+	SeenAt    time.Time    `json:"seenAt"`
+}
+
+type pendingPayment struct {
+	Payment   domain.Payment `json:"payment"`
+	EventTime time.Time      `json:"eventTime"`
+	SeenAt    time.Time      `json:"seenAt"`
+}
+
+type match struct {
+	Order   domain.Order   `json:"order"`
+	Payment domain.Payment `json:"payment"`
+}
+
+type waiting struct {
+	CustomerID int64     `json:"customerId"`
+	Since      time.Time `json:"since"`
+}
+
+// source identifies the record that produced an outcome. When the same record is delivered
+// again (a replay after a crash, before its offset was committed), the outcome's outputs are
+// emitted again, because they may not have reached Kafka the first time.
+type source struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+}
+
+type outcome struct {
+	At     time.Time `json:"at"`
+	Source source    `json:"source"`
+	// Failed marks an email the mail server refused permanently (ErrUndeliverable).
+	Failed bool `json:"failed,omitempty"`
+}
+
+// enrichedOutcome keeps the record that was emitted, so a replay can emit it again unchanged.
+type enrichedOutcome struct {
+	outcome
+	Topic  string               `json:"topic"`
+	Record domain.OrderEnriched `json:"record"`
+}
+
+// customerState lists the orders waiting for one customer: order id → processing time the
+// wait started.
+type customerState struct {
+	Waiting map[string]time.Time `json:"waiting,omitempty"`
+}
+
+// withinWindow reports whether two event times are close enough to join.
+func withinWindow(a, b time.Time) bool {
+	d := a.Sub(b)
+	if d < 0 {
+		d = -d
+	}
+	return d <= JoinWindow
+}
+
+// done reports whether the order needs nothing more: its email is settled (sent, refused or
+// abandoned) and so is its enrichment.
+func (s *orderState) done() bool {
+	if s.Abandoned != nil {
+		return true
+	}
+	return s.Emailed != nil && s.Enriched != nil
+}
+
+// empty reports whether the state holds nothing at all.
+func (s *orderState) empty() bool {
+	return s.First == nil && len(s.Orders) == 0 && len(s.Payments) == 0 && s.Match == nil &&
+		s.Waiting == nil && s.Enriched == nil && s.Emailed == nil && s.Abandoned == nil
+}
+
+// emailSettled reports whether no email may be sent for this order any more.
+func (s *orderState) emailSettled() bool { return s.Emailed != nil || s.Abandoned != nil }
+
+// addOrder keeps an order record as a join candidate, one per order state: a redelivered record
+// changes nothing. It reports whether the state changed.
+func (s *orderState) addOrder(o domain.Order, eventTime, now time.Time) bool {
+	changed := false
+	if s.First == nil {
+		first := o
+		s.First = &first
+		changed = true
+	}
+	if s.emailSettled() || s.Match != nil {
+		return changed
+	}
+	for _, p := range s.Orders {
+		if p.Order.State == o.State {
+			return changed
+		}
+	}
+	s.Orders = append(s.Orders, pendingOrder{Order: o, EventTime: eventTime, SeenAt: now})
+	return true
+}
+
+// addPayment keeps a payment as a join candidate, once per payment id; beyond
+// maxPendingPayments the one seen longest ago is dropped. It reports whether the state changed.
+func (s *orderState) addPayment(p domain.Payment, eventTime, now time.Time) bool {
+	if s.emailSettled() || s.Match != nil {
+		return false
+	}
+	for _, q := range s.Payments {
+		if q.Payment.ID == p.ID {
+			return false
+		}
+	}
+	s.Payments = append(s.Payments, pendingPayment{Payment: p, EventTime: eventTime, SeenAt: now})
+	if len(s.Payments) > maxPendingPayments {
+		s.Payments = s.Payments[len(s.Payments)-maxPendingPayments:]
+	}
+	return true
+}
+
+// join moves the first order/payment pair within the window, in arrival order, into Match and
+// forgets the other candidates: one order sends one email. It reports whether a pair matched.
+func (s *orderState) join() bool {
+	if s.Match != nil || s.emailSettled() {
+		return false
+	}
+	for _, o := range s.Orders {
+		for _, p := range s.Payments {
+			if withinWindow(o.EventTime, p.EventTime) {
+				s.Match = &match{Order: o.Order, Payment: p.Payment}
+				s.Orders, s.Payments = nil, nil
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Retention bounds how long state is kept; every duration counts processing time from when the
+// service stored the record, not event time, so a backlog replayed after downtime still joins.
+type Retention struct {
+	// Join is how long an order record or payment waits for a partner before it is dropped
+	// as unmatched. It must cover the window plus the lag between the two topics.
+	Join time.Duration
+	// Hold is how long an order waits for a missing customer before it is given up.
+	Hold time.Duration
+	// Dedup is how long a finished order is remembered, so that redelivered records and later
+	// state changes of the order send nothing again.
+	Dedup time.Duration
+}
+
+// DefaultRetention are the retention defaults.
+func DefaultRetention() Retention {
+	return Retention{Join: 10 * time.Minute, Hold: time.Hour, Dedup: 7 * 24 * time.Hour}
+}
+
+// expiry says what one sweep of one order dropped.
+type expiry struct {
+	unpaidOrder      bool // the order's records expired without a payment
+	unmatchedPayment bool // payments expired without an order record
+	holdExpired      bool // the customer never arrived
+	forget           bool // nothing is left worth keeping
+}
+
+// expire drops what has outlived its retention at now. An order whose customer is still missing
+// after the hold is abandoned: it will send nothing, and later records of it are ignored.
+func (s *orderState) expire(now time.Time, r Retention) expiry {
+	var x expiry
+	joinCutoff := now.Add(-r.Join)
+	if len(s.Orders) > 0 {
+		kept := s.Orders[:0]
+		for _, o := range s.Orders {
+			if o.SeenAt.After(joinCutoff) {
+				kept = append(kept, o)
+			}
+		}
+		if len(kept) == 0 {
+			x.unpaidOrder = true
+			kept = nil
+		}
+		s.Orders = kept
+	}
+	if len(s.Payments) > 0 {
+		kept := s.Payments[:0]
+		for _, p := range s.Payments {
+			if p.SeenAt.After(joinCutoff) {
+				kept = append(kept, p)
+			}
+		}
+		if len(kept) == 0 {
+			x.unmatchedPayment = true
+			kept = nil
+		}
+		s.Payments = kept
+	}
+	if s.Waiting != nil && !s.Waiting.Since.After(now.Add(-r.Hold)) {
+		x.holdExpired = true
+		s.Waiting = nil
+		s.Match, s.Orders, s.Payments = nil, nil, nil
+		s.Abandoned = &outcome{At: now}
+	}
+	pending := len(s.Orders) > 0 || len(s.Payments) > 0 || s.Match != nil || s.Waiting != nil
+	if !pending && !s.Updated.After(now.Add(-r.Dedup)) {
+		x.forget = true
+	}
+	if !pending && s.Enriched == nil && s.Emailed == nil && s.Abandoned == nil {
+		// Only expired candidates were here: nothing to deduplicate against.
+		x.forget = true
+	}
+	return x
+}
+
+// expireWaiters drops waiters whose hold has run out; it reports whether any remain.
+func (c *customerState) expireWaiters(now time.Time, r Retention) bool {
+	for id, since := range c.Waiting {
+		if !since.After(now.Add(-r.Hold)) {
+			delete(c.Waiting, id)
+		}
+	}
+	return len(c.Waiting) > 0
+}
