@@ -17,6 +17,7 @@ import (
 	"github.com/lovoo/goka/codec"
 
 	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/metrics"
 	"github.com/ordersys/ecosystem/internal/platform"
 	"github.com/ordersys/ecosystem/internal/service"
 )
@@ -68,11 +69,13 @@ func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
 				if o.State != domain.OrderCreated {
 					return
 				}
+				result := Check(o)
 				ctx.Emit(validations, o.ID, domain.OrderValidation{
 					OrderID:          o.ID,
 					CheckType:        domain.OrderDetailsCheck,
-					ValidationResult: Check(o),
+					ValidationResult: result,
 				})
+				metrics.Verdicts.WithLabelValues(string(domain.OrderDetailsCheck), string(result)).Inc()
 			})),
 		goka.Output(validations, codecs.OrderValidation),
 		platform.DeadLetterEdge(n),

@@ -18,6 +18,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/metrics"
 	"github.com/ordersys/ecosystem/internal/platform"
 )
 
@@ -39,12 +40,17 @@ func (s *Service) Handler() http.Handler {
 }
 
 // logRequests writes one line per request at info level, with the request id that is also
-// forwarded on routed requests.
+// forwarded on routed requests, and observes its duration by route pattern.
 func logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r)
+		route := chi.RouteContext(r.Context()).RoutePattern()
+		if route == "" {
+			route = "unmatched"
+		}
+		metrics.HTTPRequestDuration.WithLabelValues(route, r.Method, strconv.Itoa(ww.Status())).Observe(time.Since(start).Seconds())
 		slog.Info("http request",
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
@@ -335,6 +341,7 @@ func (s *Service) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
+		metrics.ForwardedRequests.WithLabelValues("unreachable").Inc()
 		return false, fmt.Errorf("%w: %s: %v", ErrUnavailable, owner.Addr, err)
 	}
 	defer resp.Body.Close()
@@ -343,8 +350,10 @@ func (s *Service) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 		return false, fmt.Errorf("%w: read answer of %s: %v", ErrUnavailable, owner.Addr, err)
 	}
 	if resp.StatusCode == http.StatusServiceUnavailable && isRetryableProblem(payload) {
+		metrics.ForwardedRequests.WithLabelValues("not_owner").Inc()
 		return false, ErrNotOwner
 	}
+	metrics.ForwardedRequests.WithLabelValues("relayed").Inc()
 	for _, h := range []string{"Content-Type", "Location", "Retry-After"} {
 		if v := resp.Header.Get(h); v != "" {
 			w.Header().Set(h, v)

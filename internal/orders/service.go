@@ -26,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/metrics"
 	"github.com/ordersys/ecosystem/internal/platform"
 	"github.com/ordersys/ecosystem/internal/service"
 	"github.com/ordersys/ecosystem/internal/validation"
@@ -168,6 +169,7 @@ func (s *Service) AdvertisedAddr() string { return s.self }
 // in-flight requests finish (they may still need the view), then stops the processors, which
 // leave the group cleanly, and flushes the emitters.
 func (s *Service) Run(ctx context.Context) error {
+	defer metrics.TrackWaiters(s.waiters.Len)()
 	procCtx, stopProcs := context.WithCancel(context.Background())
 	defer stopProcs()
 	procs, procsCtx := service.NewGroup(procCtx)

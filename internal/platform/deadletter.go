@@ -6,6 +6,8 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
+
+	"github.com/ordersys/ecosystem/internal/metrics"
 )
 
 // Headers on a dead-letter record: where the record came from and why it was refused.
@@ -40,6 +42,7 @@ func DeadLetter(ctx goka.Context, n Names, raw []byte, reason error) {
 		slog.Int64("offset", ctx.Offset()),
 		slog.String("group", string(ctx.Group())),
 		slog.String("error", reason.Error()))
+	metrics.DeadLetters.WithLabelValues(string(ctx.Topic()), string(ctx.Group())).Inc()
 	ctx.Emit(n.Stream(TopicDeadLetters), ctx.Key(), raw, goka.WithCtxEmitHeaders(headers))
 }
 

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
+
+	"github.com/ordersys/ecosystem/internal/metrics"
 )
 
 // Health collects named readiness checks. A service is ready when every check passes and it
@@ -91,7 +93,7 @@ func (h *Health) failing() map[string]string {
 	return failing
 }
 
-// Register mounts /livez and /readyz on mux.
+// Register mounts /livez, /readyz and /metrics on mux.
 func (h *Health) Register(mux interface {
 	Handle(pattern string, handler http.Handler)
 }) {
@@ -105,9 +107,11 @@ func (h *Health) Register(mux interface {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	}))
+	mux.Handle("/metrics", metrics.Handler())
 }
 
-// Handler is an http.Handler serving only /livez and /readyz, for services without a REST API.
+// Handler is an http.Handler serving only /livez, /readyz and /metrics, for services without
+// a REST API (their admin port).
 func (h *Health) Handler() http.Handler {
 	mux := http.NewServeMux()
 	h.Register(mux)
@@ -209,8 +213,10 @@ func (g *Group) Wait() error {
 	return g.err
 }
 
-// RunProcessor runs p until ctx ends. goka returns nil on a clean stop.
+// RunProcessor runs p until ctx ends, reporting its state and lag on /metrics meanwhile.
+// goka returns nil on a clean stop.
 func RunProcessor(ctx context.Context, p *goka.Processor) error {
+	defer metrics.TrackProcessor(p)()
 	if err := p.Run(ctx); err != nil {
 		return fmt.Errorf("processor %s: %w", p.Graph().Group(), err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/lovoo/goka/codec"
 
 	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/metrics"
 	"github.com/ordersys/ecosystem/internal/platform"
 )
 
@@ -111,6 +112,7 @@ func apply(ctx goka.Context, n platform.Names, codecs *platform.Codecs, st *Stat
 		st.Decision = d
 		st.DecidedBy = messageID(ctx)
 		emitDecision(ctx, n, codecs, st)
+		metrics.Decisions.WithLabelValues(string(d)).Inc()
 	}
 	ctx.SetValue(st)
 }
