@@ -3,6 +3,7 @@ package orders
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,11 +27,24 @@ import (
 // refused with not-owner, never forwarded again.
 const headerForwarded = "X-Ordersys-Forwarded"
 
-// Handler is the HTTP API: the REST routes of SPEC.md plus /livez and /readyz.
-func (s *Service) Handler() http.Handler {
+// OpenAPI is the API's OpenAPI 3 document, served at /openapi.json.
+//
+//go:embed openapi.json
+var OpenAPI []byte
+
+// Handler is the HTTP API: the REST routes of SPEC.md, /livez, /readyz, /metrics and the
+// OpenAPI document.
+func (s *Service) Handler() http.Handler { return s.Router() }
+
+// Router is Handler as a chi router, so tests can walk its routes.
+func (s *Service) Router() chi.Router {
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, logRequests, middleware.Recoverer)
 	s.Health.Register(r)
+	r.Get("/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(OpenAPI)
+	})
 	r.Route("/v1/orders", func(r chi.Router) {
 		r.Post("/", s.handlePost)
 		r.Get("/{id}", func(w http.ResponseWriter, r *http.Request) { s.handleGet(w, r, anyVersion) })
