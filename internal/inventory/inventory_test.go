@@ -1,0 +1,605 @@
+package inventory_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/tester"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/inventory"
+	"github.com/ordersys/ecosystem/internal/platform"
+	"github.com/ordersys/ecosystem/internal/platform/kafkatest"
+)
+
+var (
+	codecs = platform.StaticCodecs()
+	base   = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+)
+
+func order(id string, p domain.Product, qty int32) domain.Order {
+	return domain.Order{ID: id, CustomerID: 1, State: domain.OrderCreated, Product: p, Quantity: qty, Price: 1}
+}
+
+func failed(o domain.Order) domain.Order { o.State = domain.OrderFailed; return o }
+
+func encode(t testing.TB, o domain.Order) []byte {
+	t.Helper()
+	b, err := codecs.Order.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func stockRow(t testing.TB, units int32) []byte {
+	t.Helper()
+	b, err := platform.StockCodec{}.Encode(units)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// SPEC.md's inventory example.
+var (
+	workedStock = map[domain.Product]int32{domain.Underpants: 75, domain.Jumpers: 1}
+	workedCase  = []struct {
+		order domain.Order
+		want  domain.ValidationResult
+	}{
+		{order("u1", domain.Underpants, 3), domain.Pass},
+		{order("j1", domain.Jumpers, 1), domain.Pass},
+		{order("j2", domain.Jumpers, 1), domain.Fail},
+	}
+	workedReserved = map[domain.Product]int64{domain.Underpants: 3, domain.Jumpers: 1}
+)
+
+// testProcessor is the inventory processor on goka's tester.
+type testProcessor struct {
+	tt       *tester.Tester
+	verdicts *tester.QueueTracker
+	dead     *tester.QueueTracker
+}
+
+func startTester(t *testing.T) *testProcessor {
+	t.Helper()
+	tt := tester.New(t)
+	proc, err := goka.NewProcessor(nil, inventory.Graph(platform.Names{}, codecs), goka.WithTester(tt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- proc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("processor: %v", err)
+		}
+	})
+	return &testProcessor{
+		tt:       tt,
+		verdicts: tt.NewQueueTracker(string(platform.TopicOrderValidations)),
+		dead:     tt.NewQueueTracker(string(platform.TopicDeadLetters)),
+	}
+}
+
+func (p *testProcessor) setStock(product domain.Product, row []byte) {
+	p.tt.Consume(string(platform.TopicWarehouseInventory), string(product), row)
+}
+
+func (p *testProcessor) consume(t *testing.T, o domain.Order, at time.Time) {
+	t.Helper()
+	p.tt.Consume(string(platform.TopicOrders), o.ID, encode(t, o), tester.WithTime(at))
+}
+
+// verdict returns the next verdict, which must be an INVENTORY_CHECK on orderID.
+func (p *testProcessor) verdict(t *testing.T, orderID string) domain.ValidationResult {
+	t.Helper()
+	key, value, ok := p.verdicts.Next()
+	if !ok {
+		t.Fatalf("no verdict for order %s", orderID)
+	}
+	v := value.(domain.OrderValidation)
+	if key != orderID || v.OrderID != orderID || v.CheckType != domain.InventoryCheck {
+		t.Fatalf("verdict %s %+v, want an INVENTORY_CHECK on %s", key, v, orderID)
+	}
+	return v.ValidationResult
+}
+
+func (p *testProcessor) reserved(product domain.Product) int64 {
+	r, _ := p.tt.TableValue(goka.GroupTable(platform.GroupInventory), string(product)).(*inventory.ReservedStock)
+	if r == nil {
+		return 0
+	}
+	return r.Reserved
+}
+
+func TestProcessorWorkedCase(t *testing.T) {
+	p := startTester(t)
+	for product, units := range workedStock {
+		p.setStock(product, stockRow(t, units))
+	}
+	hops := p.tt.NewQueueTracker(platform.LoopTopic(platform.GroupInventory))
+	for i, c := range workedCase {
+		at := base.Add(time.Duration(i) * time.Second)
+		p.consume(t, c.order, at)
+		if got := p.verdict(t, c.order.ID); got != c.want {
+			t.Errorf("order %s: %s, want %s", c.order.ID, got, c.want)
+		}
+		// The tester stamps loopback records with the zero time, as goka stamps them with
+		// produce time: the event time must be in the payload.
+		key, raw, ok := hops.Next()
+		if !ok || key != string(c.order.Product) {
+			t.Fatalf("order %s: loopback record %q %v, want key %s", c.order.ID, key, ok, c.order.Product)
+		}
+		hop, err := platform.JSONCodec[inventory.OrderHop]{}.Decode(raw.([]byte))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ms := hop.(*inventory.OrderHop).EventTimeMs; ms != at.UnixMilli() {
+			t.Errorf("order %s: loopback event time %d, want %d", c.order.ID, ms, at.UnixMilli())
+		}
+	}
+	for product, want := range workedReserved {
+		if got := p.reserved(product); got != want {
+			t.Errorf("reserved %s = %d, want %d", product, got, want)
+		}
+	}
+}
+
+func TestProcessorBoundaries(t *testing.T) {
+	validated := func(o domain.Order) domain.Order { o.State = domain.OrderValidated; return o }
+	// step sets a stock row when row is set, else consumes order and expects want ("" means
+	// no verdict).
+	type step struct {
+		row   []byte
+		order domain.Order
+		want  domain.ValidationResult
+	}
+	row := func(units int32) []byte { return stockRow(t, units) }
+	j := domain.Jumpers
+	cases := []struct {
+		name     string
+		steps    []step
+		reserved int64 // of JUMPERS afterwards
+	}{
+		{"stock exactly used up passes", []step{
+			{row: row(5)},
+			{order: order("a", j, 5), want: domain.Pass},
+			{order: order("b", j, 1), want: domain.Fail},
+		}, 5},
+		{"quantity zero passes with zero stock", []step{
+			{row: row(0)},
+			{order: order("a", j, 0), want: domain.Pass},
+		}, 0},
+		{"no stock row fails", []step{
+			{order: order("a", j, 0), want: domain.Fail},
+			{order: order("b", j, 1), want: domain.Fail},
+		}, 0},
+		{"an unusable stock row counts as none and processing continues", []step{
+			{row: []byte{0, 1, 2}},
+			{order: order("a", j, 1), want: domain.Fail},
+			{row: row(1)},
+			{order: order("b", j, 1), want: domain.Pass},
+		}, 1},
+		{"the last stock row wins", []step{
+			{row: row(1)},
+			{row: row(3)},
+			{order: order("a", j, 3), want: domain.Pass},
+		}, 3},
+		{"replayed orders: first verdict again, reserved once", []step{
+			{row: row(2)},
+			{order: order("a", j, 2), want: domain.Pass},
+			{order: order("b", j, 1), want: domain.Fail},
+			{row: row(10)},
+			{order: order("a", j, 2), want: domain.Pass},
+			{order: order("b", j, 1), want: domain.Fail},
+		}, 2},
+		{"a FAILED order releases its reservation, once", []step{
+			{row: row(2)},
+			{order: order("a", j, 2), want: domain.Pass},
+			{order: failed(order("a", j, 2))},
+			{order: failed(order("a", j, 2))},
+			{order: order("b", j, 2), want: domain.Pass},
+			{order: order("c", j, 1), want: domain.Fail},
+		}, 2},
+		{"validated orders are ignored", []step{
+			{row: row(2)},
+			{order: validated(order("a", j, 2))},
+		}, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := startTester(t)
+			for i, s := range c.steps {
+				if s.row != nil {
+					p.setStock(j, s.row)
+					continue
+				}
+				p.consume(t, s.order, base.Add(time.Duration(i)*time.Second))
+				if s.want == "" {
+					if key, v, ok := p.verdicts.Next(); ok {
+						t.Fatalf("order %s: unexpected verdict %s %+v", s.order.ID, key, v)
+					}
+					continue
+				}
+				if got := p.verdict(t, s.order.ID); got != s.want {
+					t.Fatalf("step %d, order %s: %s, want %s", i, s.order.ID, got, s.want)
+				}
+			}
+			if got := p.reserved(j); got != c.reserved {
+				t.Fatalf("reserved %d, want %d", got, c.reserved)
+			}
+		})
+	}
+}
+
+func TestProcessorDeadLettersPoisonRecords(t *testing.T) {
+	p := startTester(t)
+	p.setStock(domain.Jumpers, stockRow(t, 5))
+	loop := platform.LoopTopic(platform.GroupInventory)
+	poison := []struct{ topic, key, value string }{
+		{string(platform.TopicOrders), "junk", "not avro"},
+		{loop, "JUMPERS", "{not json"},
+		{loop, "JUMPERS", `{"state":"CREATED","quantity":1}`},               // no order id
+		{loop, "JUMPERS", `{"orderId":"x","state":"SHIPPED","quantity":1}`}, // not ours to act on
+	}
+	for _, rec := range poison {
+		p.tt.Consume(rec.topic, rec.key, []byte(rec.value))
+		key, value, ok := p.dead.Next()
+		if !ok || key != rec.key || string(value.([]byte)) != rec.value {
+			t.Fatalf("dead letter of %s %s = %q %v %v", rec.topic, rec.value, key, value, ok)
+		}
+		if _, _, ok := p.verdicts.Next(); ok {
+			t.Fatalf("verdict for a poison record on %s", rec.topic)
+		}
+	}
+	p.consume(t, order("good", domain.Jumpers, 5), base)
+	if got := p.verdict(t, "good"); got != domain.Pass {
+		t.Fatalf("order after poison records: %s", got)
+	}
+	if got := p.reserved(domain.Jumpers); got != 5 {
+		t.Fatalf("reserved %d, want 5: a poison record reserved stock", got)
+	}
+}
+
+// brokerService runs the inventory service against the test broker, with state kept across
+// restarts in the Env's state directory.
+type brokerService struct {
+	env *kafkatest.Env
+	cfg inventory.Config
+}
+
+func newBrokerService(t *testing.T) *brokerService {
+	env := kafkatest.New(t, kafkatest.Options{Partitions: 4})
+	cfg := inventory.DefaultConfig()
+	cfg.Kafka = env.Config
+	cfg.AdminAddr = ""
+	return &brokerService{env: env, cfg: cfg}
+}
+
+func (b *brokerService) start(t *testing.T) (stop func()) {
+	t.Helper()
+	svc, err := inventory.New(context.Background(), b.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	kafkatest.Eventually(t, 30*time.Second, "service ready", func() bool { return svc.Health.Ready() == nil })
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}
+}
+
+func (b *brokerService) topic(name string) string { return b.env.Names.Topic(name) }
+
+// setStock writes stock rows. Rows written before the service starts are loaded before it
+// judges any order; rows written while it runs reach its join table a moment later.
+func (b *brokerService) setStock(t *testing.T, stock map[domain.Product]int32) {
+	t.Helper()
+	for product, units := range stock {
+		b.env.Produce(t, b.topic(string(platform.TopicWarehouseInventory)), string(product), stockRow(t, units))
+	}
+}
+
+// awaitReserved reads the group table until the latest reserved count of each product in want
+// matches it.
+func (b *brokerService) awaitReserved(t *testing.T, want map[domain.Product]int64) {
+	t.Helper()
+	table := b.topic(string(goka.GroupTable(platform.GroupInventory)))
+	b.env.Consume(t, table, 30*time.Second, func(recs []*kgo.Record) bool {
+		latest := map[domain.Product]int64{}
+		for _, r := range recs {
+			var state inventory.ReservedStock
+			if err := json.Unmarshal(r.Value, &state); err != nil {
+				t.Fatalf("table record %s: %v", r.Key, err)
+			}
+			latest[domain.Product(r.Key)] = state.Reserved
+		}
+		for product, n := range want {
+			if got, ok := latest[product]; !ok || got != n {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// verdictLog follows order-validations from the start.
+type verdictLog struct {
+	cl   *kgo.Client
+	byID map[string][]domain.ValidationResult
+	n    int
+}
+
+func newVerdictLog(t *testing.T, b *brokerService) *verdictLog {
+	t.Helper()
+	cl, err := kgo.NewClient(platform.ClientOptions(b.env.Config,
+		kgo.ConsumeTopics(b.topic(string(platform.TopicOrderValidations))),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(50*time.Millisecond))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return &verdictLog{cl: cl, byID: map[string][]domain.ValidationResult{}}
+}
+
+// poll reads what arrives within d.
+func (l *verdictLog) poll(t *testing.T, d time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	fetches := l.cl.PollFetches(ctx)
+	fetches.EachError(func(topic string, p int32, err error) {
+		if ctx.Err() == nil {
+			t.Fatalf("consume %s/%d: %v", topic, p, err)
+		}
+	})
+	fetches.EachRecord(func(r *kgo.Record) {
+		v, err := codecs.OrderValidation.Unmarshal(r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(r.Key) != v.OrderID || v.CheckType != domain.InventoryCheck {
+			t.Errorf("verdict %s: %+v", r.Key, v)
+		}
+		if want := platform.PartitionFor(string(r.Key), 4); r.Partition != want {
+			t.Errorf("verdict %s on partition %d, want %d", r.Key, r.Partition, want)
+		}
+		l.byID[v.OrderID] = append(l.byID[v.OrderID], v.ValidationResult)
+		l.n++
+	})
+}
+
+// await reads until n verdicts in all have arrived.
+func (l *verdictLog) await(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for l.n < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d verdicts after 30s, want %d: %v", l.n, n, l.byID)
+		}
+		l.poll(t, time.Second)
+	}
+}
+
+// settle reads for d more and returns the verdict count: a duplicate would show up here.
+func (l *verdictLog) settle(t *testing.T, d time.Duration) int {
+	t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		l.poll(t, time.Until(end))
+	}
+	return l.n
+}
+
+// produce writes an order.
+func (b *brokerService) produce(t *testing.T, o domain.Order) {
+	t.Helper()
+	b.env.Produce(t, b.topic(string(platform.TopicOrders)), o.ID, encode(t, o))
+}
+
+// judge produces an order and waits for its verdict. Orders of one product are played one at
+// a time because which one gets the last unit depends on their order, and orders keyed by id
+// spread over partitions that the service reads concurrently.
+func (l *verdictLog) judge(t *testing.T, b *brokerService, o domain.Order) domain.ValidationResult {
+	t.Helper()
+	b.produce(t, o)
+	l.await(t, l.n+1)
+	got := l.byID[o.ID]
+	if len(got) == 0 {
+		t.Fatalf("the next verdict was not for order %s: %v", o.ID, l.byID)
+	}
+	return got[len(got)-1]
+}
+
+// Through real topics with several partitions: SPEC.md's worked case, a product without
+// stock, orders delivered twice, and a FAILED order giving its units back.
+func TestServiceOnBroker(t *testing.T) {
+	b := newBrokerService(t)
+	b.setStock(t, workedStock)
+	stop := b.start(t)
+	defer stop()
+	log := newVerdictLog(t, b)
+
+	steps := []struct {
+		order domain.Order
+		want  domain.ValidationResult
+	}{
+		{workedCase[0].order, workedCase[0].want},
+		{workedCase[1].order, workedCase[1].want},
+		{workedCase[2].order, workedCase[2].want},
+		{order("s1", domain.Stockings, 0), domain.Fail}, // no stock row
+		{workedCase[1].order, domain.Pass},              // delivered twice
+		{workedCase[2].order, domain.Fail},
+	}
+	for _, s := range steps {
+		if got := log.judge(t, b, s.order); got != s.want {
+			t.Errorf("order %s (%s ×%d): %s, want %s", s.order.ID, s.order.Product, s.order.Quantity, got, s.want)
+		}
+	}
+	b.awaitReserved(t, workedReserved)
+
+	// The aggregator writes u1 back as FAILED: its 3 units return, so 75 fit again.
+	b.produce(t, failed(workedCase[0].order))
+	b.awaitReserved(t, map[domain.Product]int64{domain.Underpants: 0, domain.Jumpers: 1})
+	if got := log.judge(t, b, order("u2", domain.Underpants, 75)); got != domain.Pass {
+		t.Fatalf("order u2 after the release: %s, want PASS", got)
+	}
+}
+
+// A restart resumes from committed offsets and local state: nothing is judged twice and the
+// reservations are intact. Rewinding the committed offsets (a crash before the commit)
+// replays every order: each gets its first verdict again and nothing is reserved again.
+func TestRestartOnBroker(t *testing.T) {
+	b := newBrokerService(t)
+	b.setStock(t, workedStock)
+	log := newVerdictLog(t, b)
+	stop := b.start(t)
+	for _, c := range workedCase {
+		if got := log.judge(t, b, c.order); got != c.want {
+			t.Fatalf("order %s: %s, want %s", c.order.ID, got, c.want)
+		}
+	}
+	stop()
+
+	stop = b.start(t)
+	// With the 3 reserved units forgotten, 73 would fit.
+	if got := log.judge(t, b, order("r1", domain.Underpants, 73)); got != domain.Fail {
+		t.Fatalf("order r1 after restart: %s, want FAIL (3 of 75 reserved)", got)
+	}
+	if n := log.settle(t, time.Second); n != len(workedCase)+1 {
+		t.Fatalf("%d verdicts after restart, want %d (no re-validation): %v", n, len(workedCase)+1, log.byID)
+	}
+	stop()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rewind := kadm.Offsets{}
+	for p := int32(0); p < 4; p++ {
+		rewind.Add(kadm.Offset{Topic: b.topic(string(platform.TopicOrders)), Partition: p, At: 0, LeaderEpoch: -1})
+	}
+	resp, err := b.env.Admin.CommitOffsets(ctx, string(b.env.Names.Group(platform.GroupInventory)), rewind)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatalf("rewind committed offsets: %v", err)
+	}
+	stop = b.start(t)
+	defer stop()
+	replayed := 2 * (len(workedCase) + 1)
+	log.await(t, replayed)
+	// Reserved twice, underpants would be at 6 and this would not fit.
+	if got := log.judge(t, b, order("r2", domain.Underpants, 72)); got != domain.Pass {
+		t.Fatalf("order r2 after replay: %s, want PASS (3 of 75 reserved)", got)
+	}
+	if n := log.settle(t, 500*time.Millisecond); n != replayed+1 {
+		t.Fatalf("%d verdicts after replay, want %d", n, replayed+1)
+	}
+	for id, results := range log.byID {
+		for _, r := range results {
+			if r != results[0] {
+				t.Errorf("order %s answered %v: a replay changed its verdict", id, results)
+			}
+		}
+	}
+	b.awaitReserved(t, map[domain.Product]int64{domain.Underpants: 75, domain.Jumpers: 1})
+}
+
+// Garbage on orders and on the loopback topic goes to the dead-letter topic with its reason;
+// an unusable stock row fails the product's orders without stopping anything; later orders
+// are still judged.
+func TestPoisonRecordsOnBroker(t *testing.T) {
+	b := newBrokerService(t)
+	b.env.Produce(t, b.topic(string(platform.TopicWarehouseInventory)), string(domain.Jumpers), []byte{0, 1, 2})
+	stop := b.start(t)
+	defer stop()
+	loop := b.topic(platform.LoopTopic(platform.GroupInventory))
+	b.env.Produce(t, b.topic(string(platform.TopicOrders)), "junk", []byte{0, 0, 0, 0})
+	b.env.Produce(t, loop, string(domain.Jumpers), []byte("{not json"))
+	log := newVerdictLog(t, b)
+	if got := log.judge(t, b, order("bad-row", domain.Jumpers, 1)); got != domain.Fail {
+		t.Fatalf("order against an unusable stock row: %s, want FAIL", got)
+	}
+
+	b.setStock(t, map[domain.Product]int32{domain.Jumpers: 1000})
+	// The corrected row reaches the join table a moment later; until then orders fail.
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		if log.judge(t, b, order(fmt.Sprintf("fixed-%d", i), domain.Jumpers, 1)) == domain.Pass {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("orders still fail 30s after the stock row was corrected")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	dead := b.env.Consume(t, b.topic(string(platform.TopicDeadLetters)), 30*time.Second, kafkatest.CountOf(2))
+	reasons := map[string]string{}
+	for _, r := range dead {
+		reasons[header(r, platform.HeaderDLQSourceTopic)] = header(r, platform.HeaderDLQError)
+	}
+	if !strings.Contains(reasons[b.topic(string(platform.TopicOrders))], "too short") ||
+		!strings.Contains(reasons[loop], "JSON") {
+		t.Fatalf("dead-letter reasons by source topic: %v", reasons)
+	}
+}
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func TestBinaryHelpAndRunsAgainstKafkaBrokers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := kafkatest.BuildBinary(t, "./cmd/inventory")
+	help := kafkatest.StartBinary(t, bin, nil, "--help")
+	if code := help.Wait(30 * time.Second); code != 0 {
+		t.Fatalf("--help exit %d", code)
+	}
+	for _, flag := range []string{"-brokers", "-state-dir", "-schema-registry", "-admin-addr", "-partitions", ":9103"} {
+		if !strings.Contains(help.Output(), flag) {
+			t.Errorf("--help does not list %s:\n%s", flag, help.Output())
+		}
+	}
+
+	env := kafkatest.New(t, kafkatest.Options{})
+	env.Produce(t, env.Names.Topic(string(platform.TopicWarehouseInventory)), string(domain.Jumpers), stockRow(t, 10))
+	kafkatest.StartBinary(t, bin, []string{
+		"KAFKA_BROKERS=" + strings.Join(env.Brokers, ","),
+		"TOPIC_PREFIX=" + env.Names.Prefix,
+		"STATE_DIR=" + t.TempDir(),
+		"ADMIN_ADDR=127.0.0.1:0",
+	})
+	env.Produce(t, env.Names.Topic(string(platform.TopicOrders)), "b1", encode(t, order("b1", domain.Jumpers, 1)))
+	recs := env.Consume(t, env.Names.Topic(string(platform.TopicOrderValidations)), 60*time.Second, kafkatest.CountOf(1))
+	v, err := codecs.OrderValidation.Unmarshal(recs[0].Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v != (domain.OrderValidation{OrderID: "b1", CheckType: domain.InventoryCheck, ValidationResult: domain.Pass}) {
+		t.Fatalf("verdict %+v", v)
+	}
+}
