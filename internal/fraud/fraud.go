@@ -29,6 +29,7 @@ import (
 	"github.com/lovoo/goka/codec"
 
 	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/metrics"
 	"github.com/ordersys/ecosystem/internal/platform"
 	"github.com/ordersys/ecosystem/internal/service"
 )
@@ -100,6 +101,7 @@ func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
 			CheckType:        domain.FraudCheck,
 			ValidationResult: result,
 		})
+		metrics.Verdicts.WithLabelValues(string(domain.FraudCheck), string(result)).Inc()
 	}
 	return goka.DefineGroup(n.Group(platform.GroupFraud),
 		goka.Input(n.Stream(platform.TopicOrders), new(codec.Bytes), platform.Decode(n, codecs.Order,

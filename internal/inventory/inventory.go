@@ -30,6 +30,7 @@ import (
 	"github.com/lovoo/goka/codec"
 
 	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/metrics"
 	"github.com/ordersys/ecosystem/internal/platform"
 	"github.com/ordersys/ecosystem/internal/service"
 )
@@ -148,6 +149,7 @@ func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
 					CheckType:        domain.InventoryCheck,
 					ValidationResult: outcome.Result,
 				})
+				metrics.Verdicts.WithLabelValues(string(domain.InventoryCheck), string(outcome.Result)).Inc()
 			})),
 		goka.Join(stockTable, new(codec.Bytes)),
 		goka.Persist(platform.JSONCodec[ReservedStock]{}),
