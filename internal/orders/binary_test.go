@@ -167,7 +167,7 @@ func TestMetricsMoveAfterASmallRun(t *testing.T) {
 			delta(after, `ordersys_dead_letters_total{group="`+env.Names.Prefix+`orders-service",topic="`+env.Names.Prefix+`orders"}`) >= 1
 	})
 	checks := map[string]float64{
-		`ordersys_http_request_duration_seconds_count{method="POST",route="/v1/orders",status="201"}`:          n,
+		`ordersys_http_request_duration_seconds_count{method="POST",route="/v1/orders",status="201"}`:               n,
 		`ordersys_http_request_duration_seconds_count{method="GET",route="/v1/orders/{id}/validated",status="200"}`: n,
 		`ordersys_http_request_duration_seconds_count{method="GET",route="/v1/orders/{id}",status="504"}`:           1,
 	}
