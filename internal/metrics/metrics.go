@@ -97,12 +97,17 @@ func (g *gaugeSources) sum() float64 {
 
 var pendingWaiters gaugeSources
 
-func init() {
-	promauto.NewGaugeFunc(prometheus.GaugeOpts{
-		Namespace: namespace, Subsystem: "orders", Name: "pending_waiters",
-		Help: "Long-poll GET requests waiting for an order.",
-	}, pendingWaiters.sum)
-	prometheus.MustRegister(processors)
+// PendingWaiters reports the long-polls waiting in this process (see TrackWaiters).
+var PendingWaiters = promauto.NewGaugeFunc(prometheus.GaugeOpts{
+	Namespace: namespace, Subsystem: "orders", Name: "pending_waiters",
+	Help: "Long-poll GET requests waiting for an order.",
+}, pendingWaiters.sum)
+
+func init() { prometheus.MustRegister(processors) }
+
+// Collectors lists every collector of this package, for documentation checks.
+func Collectors() []prometheus.Collector {
+	return []prometheus.Collector{HTTPRequestDuration, ForwardedRequests, Verdicts, Decisions, DeadLetters, Emails, PendingWaiters, processors}
 }
 
 // TrackWaiters adds a source of pending waiters; call the result to remove it.
