@@ -75,7 +75,8 @@ type OrderHop struct {
 var hopCodec platform.JSONCodec[OrderHop]
 
 // hopDecoder decodes loopback records for platform.Decode and refuses those that carry no
-// usable order, so they are dead-lettered rather than answered under an empty id.
+// usable order, so they are dead-lettered rather than answered under an empty id or added to
+// a total as an infinite value (which the state could not store).
 type hopDecoder struct{}
 
 func (hopDecoder) Unmarshal(b []byte) (OrderHop, error) {
@@ -86,6 +87,12 @@ func (hopDecoder) Unmarshal(b []byte) (OrderHop, error) {
 	hop := *v.(*OrderHop)
 	if err := hop.Order.Validate(); err != nil {
 		return OrderHop{}, fmt.Errorf("decode fraud loopback record: %w", err)
+	}
+	if hop.Order.State != domain.OrderCreated {
+		return OrderHop{}, fmt.Errorf("decode fraud loopback record: order %s is %s, not CREATED", hop.Order.ID, hop.Order.State)
+	}
+	if value := orderValue(hop.Order); math.IsInf(value, 0) || math.IsNaN(value) {
+		return OrderHop{}, fmt.Errorf("decode fraud loopback record: order %s has no finite value", hop.Order.ID)
 	}
 	return hop, nil
 }

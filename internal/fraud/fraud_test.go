@@ -220,6 +220,8 @@ func TestProcessorDeadLettersPoisonRecords(t *testing.T) {
 		{string(platform.TopicOrders), "junk", "not avro"},
 		{loop, platform.CustomerKey(1), "{not json"},
 		{loop, platform.CustomerKey(1), `{"eventTimeMs":1}`}, // no order in it
+		{loop, platform.CustomerKey(1), `{"order":{"id":"v","customerId":1,"state":"VALIDATED","product":"JUMPERS","quantity":1,"price":1}}`},
+		{loop, platform.CustomerKey(1), `{"order":{"id":"big","customerId":1,"state":"CREATED","product":"JUMPERS","quantity":10,"price":1e308}}`},
 	}
 	for _, rec := range poison {
 		p.tt.Consume(rec.topic, rec.key, []byte(rec.value))
