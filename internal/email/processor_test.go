@@ -1,6 +1,7 @@
 package email_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -142,6 +143,20 @@ func (h *harness) customer(c domain.Customer, at time.Time) {
 		h.t.Fatal(err)
 	}
 	h.tt.Consume(string(platform.TopicCustomers), platform.CustomerKey(c.ID), b, tester.WithTime(at))
+	// The processor's lookup view reopens its partition consumer when it switches from recovery
+	// to catching up; a record pushed in between reaches it only on a later catch-up. Wait until
+	// the view holds the customer, as it would when the customer exists before its orders.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if v, _ := h.tt.TableValue(platform.TopicCustomers, platform.CustomerKey(c.ID)).([]byte); bytes.Equal(v, b) {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("customer %d never reached the lookup table", c.ID)
+		}
+		time.Sleep(5 * time.Millisecond)
+		h.tt.Catchup()
+	}
 }
 
 func (h *harness) order(o domain.Order, at time.Time) {
