@@ -268,7 +268,7 @@ func (j *joiner) onLoop(ctx goka.Context, m loopMessage) {
 			return s.addPayment(m.Payment.Payment, m.Payment.EventTime, now)
 		})
 	case m.Customer != nil:
-		j.update(ctx, m.Customer, func(*orderState, time.Time) bool { return false })
+		j.update(ctx, m.Customer, nil)
 	case m.Hold != nil:
 		j.onHold(ctx, *m.Hold)
 	}
@@ -315,7 +315,8 @@ func (j *joiner) onCustomer(ctx goka.Context, c domain.Customer) {
 }
 
 // update applies one record to the state of the order id ctx.Key() and does what it enables.
-// customer is the order's customer when the record brings it.
+// customer is the order's customer when the record brings it; such a release carries nothing
+// to apply (apply is nil).
 func (j *joiner) update(ctx goka.Context, customer *domain.Customer, apply func(s *orderState, now time.Time) bool) {
 	e, existed := j.load(ctx)
 	if e.Order == nil {
@@ -329,11 +330,16 @@ func (j *joiner) update(ctx goka.Context, customer *domain.Customer, apply func(
 		ctx.Emit(goka.Stream(s.Enriched.Topic), ctx.Key(), s.Enriched.Record)
 	}
 	if s.done() {
-		j.counters.Duplicates.Add(1)
+		if apply != nil {
+			j.counters.Duplicates.Add(1)
+		}
 		return
 	}
 	now := j.now()
-	changed := apply(s, now)
+	changed := false
+	if apply != nil {
+		changed = apply(s, now)
+	}
 	advanced, ok := j.advance(ctx, s, customer, src, now)
 	if !ok {
 		return
