@@ -74,27 +74,20 @@ type OrderHop struct {
 // a record that does not decode is dead-lettered instead of stopping the processor.
 var hopCodec platform.JSONCodec[OrderHop]
 
-// hopDecoder decodes loopback records for platform.Decode and refuses those that carry no
-// usable order, so they are dead-lettered rather than answered under an empty id or added to
-// a total as an infinite value (which the state could not store).
-type hopDecoder struct{}
-
-func (hopDecoder) Unmarshal(b []byte) (OrderHop, error) {
-	v, err := hopCodec.Decode(b)
-	if err != nil {
-		return OrderHop{}, err
-	}
-	hop := *v.(*OrderHop)
+// Validate refuses loopback records that carry no usable order, so platform.Decode
+// dead-letters them rather than answering under an empty id or adding an infinite value to a
+// total (which the state could not store).
+func (hop OrderHop) Validate() error {
 	if err := hop.Order.Validate(); err != nil {
-		return OrderHop{}, fmt.Errorf("decode fraud loopback record: %w", err)
+		return fmt.Errorf("fraud loopback record: %w", err)
 	}
 	if hop.Order.State != domain.OrderCreated {
-		return OrderHop{}, fmt.Errorf("decode fraud loopback record: order %s is %s, not CREATED", hop.Order.ID, hop.Order.State)
+		return fmt.Errorf("fraud loopback record: order %s is %s, not CREATED", hop.Order.ID, hop.Order.State)
 	}
 	if value := orderValue(hop.Order); math.IsInf(value, 0) || math.IsNaN(value) {
-		return OrderHop{}, fmt.Errorf("decode fraud loopback record: order %s has no finite value", hop.Order.ID)
+		return fmt.Errorf("fraud loopback record: order %s has no finite value", hop.Order.ID)
 	}
-	return hop, nil
+	return nil
 }
 
 // Graph is the processor's topology: orders in, re-keyed by customer through the loopback
@@ -128,7 +121,7 @@ func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
 				}
 				ctx.Loopback(platform.CustomerKey(o.CustomerID), payload)
 			})),
-		goka.Loop(new(codec.Bytes), platform.Decode(n, hopDecoder{},
+		goka.Loop(new(codec.Bytes), platform.Decode(n, hopCodec,
 			func(ctx goka.Context, hop OrderHop) {
 				sessions, _ := ctx.Value().(*CustomerSessions)
 				if sessions == nil {

@@ -79,23 +79,16 @@ type OrderHop struct {
 // a record that does not decode is dead-lettered instead of stopping the processor.
 var hopCodec platform.JSONCodec[OrderHop]
 
-// hopDecoder decodes loopback records for platform.Decode and refuses those that carry no
-// usable order, so they are dead-lettered rather than acted on.
-type hopDecoder struct{}
-
-func (hopDecoder) Unmarshal(b []byte) (OrderHop, error) {
-	v, err := hopCodec.Decode(b)
-	if err != nil {
-		return OrderHop{}, err
-	}
-	hop := *v.(*OrderHop)
+// Validate refuses loopback records that carry no usable order, so platform.Decode
+// dead-letters them rather than acting on them.
+func (hop OrderHop) Validate() error {
 	switch {
 	case hop.OrderID == "":
-		return OrderHop{}, errors.New("decode inventory loopback record: no order id")
+		return errors.New("inventory loopback record: no order id")
 	case hop.State != domain.OrderCreated && hop.State != domain.OrderFailed:
-		return OrderHop{}, fmt.Errorf("decode inventory loopback record: state %q is neither CREATED nor FAILED", hop.State)
+		return fmt.Errorf("inventory loopback record: state %q is neither CREATED nor FAILED", hop.State)
 	}
-	return hop, nil
+	return nil
 }
 
 // Graph is the processor's topology: orders in, re-keyed by product through the loopback
@@ -121,7 +114,7 @@ func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
 				}
 				ctx.Loopback(string(o.Product), payload)
 			})),
-		goka.Loop(new(codec.Bytes), platform.Decode(n, hopDecoder{},
+		goka.Loop(new(codec.Bytes), platform.Decode(n, hopCodec,
 			func(ctx goka.Context, hop OrderHop) {
 				reserved, _ := ctx.Value().(*ReservedStock)
 				if reserved == nil {

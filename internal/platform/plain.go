@@ -78,10 +78,26 @@ func (JSONCodec[T]) Encode(value any) ([]byte, error) {
 }
 
 // Decode returns a *T.
-func (JSONCodec[T]) Decode(data []byte) (any, error) {
-	v := new(T)
-	if err := json.Unmarshal(data, v); err != nil {
-		return nil, &DecodeError{Kind: ErrCorruptJSON, Record: fmt.Sprintf("%T", *v), SchemaID: -1, Cause: err}
+func (c JSONCodec[T]) Decode(data []byte) (any, error) {
+	v, err := c.Unmarshal(data)
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// Unmarshal decodes a T for platform.Decode. When T has a Validate() error method, a value
+// that decodes but fails it is refused too (ErrInvalidValue), so it is dead-lettered rather
+// than acted on.
+func (JSONCodec[T]) Unmarshal(data []byte) (T, error) {
+	var v T
+	if err := json.Unmarshal(data, &v); err != nil {
+		return v, &DecodeError{Kind: ErrCorruptJSON, Record: fmt.Sprintf("%T", v), SchemaID: -1, Cause: err}
+	}
+	if validator, ok := any(v).(interface{ Validate() error }); ok {
+		if err := validator.Validate(); err != nil {
+			return v, &DecodeError{Kind: ErrInvalidValue, Record: fmt.Sprintf("%T", v), SchemaID: -1, Cause: err}
+		}
 	}
 	return v, nil
 }
