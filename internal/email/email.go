@@ -46,6 +46,7 @@ import (
 
 	"github.com/lovoo/goka"
 
+	"github.com/ordersys/ecosystem/internal/metrics"
 	"github.com/ordersys/ecosystem/internal/platform"
 	"github.com/ordersys/ecosystem/internal/service"
 )
@@ -219,6 +220,7 @@ func (s *Service) Run(ctx context.Context) error {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(s.Counters.Snapshot())
 	})
+	defer metrics.TrackEmailCounters(s.Counters.Snapshot)()
 	g, gctx := service.NewGroup(ctx)
 	g.Go("processor", func(ctx context.Context) error { return service.RunProcessor(ctx, s.proc) })
 	g.Go("admin http", func(ctx context.Context) error { return service.Serve(ctx, ln, mux) })

@@ -52,12 +52,6 @@ var (
 		Namespace: namespace, Name: "dead_letters_total",
 		Help: "Records that could not be decoded and went to the dead-letter topic.",
 	}, []string{"topic", "group"})
-
-	// Emails counts email sends by outcome (sent, failed).
-	Emails = promauto.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Subsystem: "email", Name: "emails_total",
-		Help: "Emails handed to the emailer, by outcome.",
-	}, []string{"outcome"})
 )
 
 // Handler serves the default registry.
@@ -103,11 +97,60 @@ var PendingWaiters = promauto.NewGaugeFunc(prometheus.GaugeOpts{
 	Help: "Long-poll GET requests waiting for an order.",
 }, pendingWaiters.sum)
 
-func init() { prometheus.MustRegister(processors) }
+// emailEvents exposes the email service's counters (emails sent, enriched orders, holds
+// expired, ...), summed over the instances in this process.
+var emailEvents = &counterSets{desc: prometheus.NewDesc(namespace+"_email_events_total",
+	"What the email service did, by event: emails_sent, emails_undeliverable, enriched, duplicates, ...",
+	[]string{"event"}, nil)}
+
+func init() { prometheus.MustRegister(processors, emailEvents) }
+
+// TrackEmailCounters exposes snapshot's counts as ordersys_email_events_total{event=name};
+// call the result to stop.
+func TrackEmailCounters(snapshot func() map[string]int64) func() { return emailEvents.add(snapshot) }
+
+// counterSets is a collector over counters kept elsewhere (so that a service's tests can read
+// its own counts), summed per name over every registered set.
+type counterSets struct {
+	mu   sync.Mutex
+	sets map[*func() map[string]int64]struct{}
+	desc *prometheus.Desc
+}
+
+func (c *counterSets) add(snapshot func() map[string]int64) func() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sets == nil {
+		c.sets = map[*func() map[string]int64]struct{}{}
+	}
+	key := &snapshot
+	c.sets[key] = struct{}{}
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		delete(c.sets, key)
+	}
+}
+
+func (c *counterSets) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *counterSets) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	totals := map[string]int64{}
+	for f := range c.sets {
+		for name, v := range (*f)() {
+			totals[name] += v
+		}
+	}
+	c.mu.Unlock()
+	for name, v := range totals {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(v), name)
+	}
+}
 
 // Collectors lists every collector of this package, for documentation checks.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{HTTPRequestDuration, ForwardedRequests, Verdicts, Decisions, DeadLetters, Emails, PendingWaiters, processors}
+	return []prometheus.Collector{HTTPRequestDuration, ForwardedRequests, Verdicts, Decisions, DeadLetters, PendingWaiters, processors, emailEvents}
 }
 
 // TrackWaiters adds a source of pending waiters; call the result to remove it.
