@@ -71,7 +71,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	if f := fs.Lookup("state-dir"); f != nil {
 		f.Usage = "overrides <data-dir>/state as the services' local state directory (env STATE_DIR)"
 	}
-	platform.StringVar(fs, &c.HTTPAddr, "http-addr", "HTTP_ADDR", c.HTTPAddr, "listen address of the Orders REST API and /readyz")
+	platform.StringVar(fs, &c.HTTPAddr, "http-addr", "HTTP_ADDR", c.HTTPAddr, "listen address of the Orders REST API, /readyz (whole ecosystem) and /metrics")
 	platform.StringVar(fs, &c.DataDir, "data-dir", "DATA_DIR", c.DataDir, "directory for the embedded broker's data and the services' state")
 	platform.StringVar(fs, &c.BrokerAddr, "broker-addr", "BROKER_ADDR", c.BrokerAddr, "listen address of the embedded broker")
 	platform.BoolVar(fs, &c.Seed, "seed", "SEED", c.Seed, "on first start, write sample stock and customers")

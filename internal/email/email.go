@@ -86,7 +86,7 @@ func DefaultConfig() Config {
 // is read from SMTP_PASSWORD only: a flag would show it in the process list.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Kafka.RegisterFlags(fs)
-	platform.StringVar(fs, &c.AdminAddr, "admin-addr", "ADMIN_ADDR", c.AdminAddr, "listen address of /livez, /readyz and /counters; empty disables")
+	platform.StringVar(fs, &c.AdminAddr, "admin-addr", "ADMIN_ADDR", c.AdminAddr, "listen address of /livez, /readyz, /metrics and /counters; empty disables")
 	platform.StringVar(fs, &c.Emailer, "emailer", "EMAILER", c.Emailer, "how emails are sent: log (one log line per email) or smtp")
 	platform.StringVar(fs, &c.SMTP.Addr, "smtp-addr", "SMTP_ADDR", c.SMTP.Addr, "host:port of the SMTP server (with -emailer smtp)")
 	platform.StringVar(fs, &c.SMTP.From, "smtp-from", "SMTP_FROM", c.SMTP.From, "sender address of the emails (with -emailer smtp)")

@@ -38,7 +38,7 @@ import (
 // Config configures the Inventory service.
 type Config struct {
 	Kafka platform.Config
-	// AdminAddr serves /livez and /readyz; empty disables it (e.g. inside the ecosystem binary).
+	// AdminAddr serves /livez, /readyz and /metrics; empty disables it (e.g. inside the ecosystem binary).
 	AdminAddr string
 }
 
@@ -50,7 +50,7 @@ func DefaultConfig() Config {
 // RegisterFlags binds the configuration to flags and environment variables.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Kafka.RegisterFlags(fs)
-	platform.StringVar(fs, &c.AdminAddr, "admin-addr", "ADMIN_ADDR", c.AdminAddr, "listen address of /livez and /readyz; empty disables")
+	platform.StringVar(fs, &c.AdminAddr, "admin-addr", "ADMIN_ADDR", c.AdminAddr, "listen address of /livez, /readyz and /metrics; empty disables")
 }
 
 // Validate checks the configuration.

@@ -52,7 +52,7 @@ func DefaultConfig() Config {
 // RegisterFlags binds the configuration to flags and environment variables.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Kafka.RegisterFlags(fs)
-	platform.StringVar(fs, &c.HTTPAddr, "http-addr", "HTTP_ADDR", c.HTTPAddr, "listen address of the REST API, /livez and /readyz")
+	platform.StringVar(fs, &c.HTTPAddr, "http-addr", "HTTP_ADDR", c.HTTPAddr, "listen address of the REST API, /livez, /readyz and /metrics")
 	platform.StringVar(fs, &c.AdvertisedAddr, "advertised-addr", "ADVERTISED_ADDR", c.AdvertisedAddr,
 		"host:port other instances reach this one at (published in the membership table); empty derives it from --http-addr")
 	platform.BoolVar(fs, &c.Aggregator, "aggregator", "AGGREGATOR", c.Aggregator, "also run the validations aggregator")

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/IBM/sarama"
 )
 
 // Config is the Kafka side of every binary's configuration. Defaults live here; each field can
@@ -23,6 +25,10 @@ type Config struct {
 	TopicPrefix       string // prepended to every topic and group; empty in production
 	LogFormat         string // json or text
 	LogLevel          string // debug, info, warn, error
+	// Sarama, when set, replaces SaramaConfig for every goka processor, view and emitter built
+	// from this config (see NewGoka), so a whole ecosystem can run with another client tuning;
+	// the benchmark uses it for its goka-defaults baseline. It has no flag: nil in production.
+	Sarama *sarama.Config
 }
 
 // DefaultConfig is what a binary runs with when nothing is set: a local single broker.

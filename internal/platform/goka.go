@@ -71,9 +71,9 @@ type Goka struct {
 	ConsumerGroupBuilder goka.ConsumerGroupBuilder
 }
 
-// NewGoka returns the goka builders for cfg.
+// NewGoka returns the goka builders for cfg, with cfg.Sarama as the sarama override.
 func NewGoka(cfg Config) *Goka {
-	return &Goka{Brokers: cfg.Brokers, Replication: cfg.Replication, StateDir: cfg.StateDir, ClientID: cfg.ClientID}
+	return &Goka{Brokers: cfg.Brokers, Replication: cfg.Replication, StateDir: cfg.StateDir, ClientID: cfg.ClientID, Sarama: cfg.Sarama}
 }
 
 func (g *Goka) sarama() *sarama.Config {
