@@ -247,7 +247,12 @@ func seedOnce(ctx context.Context, cfg platform.Config) error {
 	if err := sampledata.SetStock(ctx, cl, names, sampledata.DefaultStock()); err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	if err := sampledata.ProduceCustomers(ctx, cl, names, sampledata.SampleCustomers()); err != nil {
+	// Customers are Avro: write them with the same schema ids the services read with.
+	codecs, err := platform.CodecsFor(ctx, cfg.SchemaRegistryURL)
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	if err := sampledata.ProduceCustomersWith(ctx, cl, names, codecs, sampledata.SampleCustomers()); err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
 	slog.Info("seeded sample stock and customers")
