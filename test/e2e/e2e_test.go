@@ -6,6 +6,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/ordersys/ecosystem/internal/domain"
 	"github.com/ordersys/ecosystem/internal/ecosystem"
@@ -252,4 +255,34 @@ func readAll(t *testing.T, env *kafkatest.Env, topic string) []*kgo.Record {
 	total := 0
 	ends.Each(func(o kadm.ListedOffset) { total += int(o.Offset) })
 	return env.Consume(t, topic, 10*time.Second, kafkatest.CountOf(total))
+}
+
+// With a schema registry every service registers and reads the registry's ids; an order still
+// goes all the way to VALIDATED, and its record carries a registry id.
+func TestSchemaRegistryMode(t *testing.T) {
+	reg := srfake.New()
+	defer reg.Close()
+	env := kafkatest.New(t, kafkatest.Options{PreferDocker: true})
+	env.Config.SchemaRegistryURL = reg.URL()
+	setStock(t, env, map[domain.Product]int32{domain.Jumpers: 10})
+	base := start(t, env)
+
+	got := postAndAwait(t, base, referenceOrder(7))
+	if got.State != domain.OrderValidated {
+		t.Fatalf("order in registry mode: %+v", got)
+	}
+	client, err := sr.NewClient(sr.URLs(reg.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := client.SchemaByVersion(context.Background(), "orders-value", -1)
+	if err != nil {
+		t.Fatalf("orders-value not registered: %v", err)
+	}
+	recs := readAll(t, env, env.Names.Topic(string(platform.TopicOrders)))
+	for _, r := range recs {
+		if id := int(binary.BigEndian.Uint32(r.Value[1:5])); id != ss.ID {
+			t.Fatalf("record %s carries schema id %d, registry says %d", r.Key, id, ss.ID)
+		}
+	}
 }
