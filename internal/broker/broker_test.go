@@ -1,0 +1,86 @@
+package broker_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ordersys/ecosystem/internal/broker"
+)
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Records, topics and committed offsets survive a restart on the same address and data dir.
+func TestDataSurvivesRestartOnAFixedPort(t *testing.T) {
+	addr, dir := freePort(t), t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	b, err := broker.Start(broker.Options{Addr: addr, DataDir: dir, Partitions: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Addr() != addr {
+		t.Fatalf("listening on %s, asked for %s", b.Addr(), addr)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumerGroup("g"), kgo.ConsumeTopics("t"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 3, 1, nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "t", Key: []byte("k"), Value: []byte("first")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if fs := cl.PollFetches(ctx); len(fs.Records()) != 1 {
+		t.Fatalf("read %d records", len(fs.Records()))
+	}
+	if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	b.Close()
+
+	b, err = broker.Start(broker.Options{Addr: addr, DataDir: dir})
+	if err != nil {
+		t.Fatalf("restart on %s: %v", addr, err)
+	}
+	defer b.Close()
+	cl, err = kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumerGroup("g"), kgo.ConsumeTopics("t"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "t", Key: []byte("k"), Value: []byte("second")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// The group resumes after "first": only "second" is new to it.
+	fs := cl.PollFetches(ctx)
+	if recs := fs.Records(); len(recs) != 1 || string(recs[0].Value) != "second" {
+		t.Fatalf("after restart the group read %d records: %v", len(recs), recs)
+	}
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := int64(0)
+	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	if total != 2 {
+		t.Fatalf("topic holds %d records after restart, want 2", total)
+	}
+}
