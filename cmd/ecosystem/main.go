@@ -6,28 +6,19 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/ordersys/ecosystem/internal/ecosystem"
 	"github.com/ordersys/ecosystem/internal/service"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(service.Exit(run(ctx, os.Args[1:])))
-}
-
-func run(ctx context.Context, args []string) error {
-	cfg := ecosystem.DefaultConfig()
-	if _, err := service.Setup("ecosystem", args, &cfg); err != nil {
-		return err
-	}
-	eco, err := ecosystem.New(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	return eco.Run(ctx, func(i ecosystem.Info) { fmt.Print(ecosystem.Banner(i)) })
+	service.Main("ecosystem", ecosystem.DefaultConfig(), func(ctx context.Context, cfg ecosystem.Config) (service.Runner, error) {
+		eco, err := ecosystem.New(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return service.RunnerFunc(func(ctx context.Context) error {
+			return eco.Run(ctx, func(i ecosystem.Info) { fmt.Print(ecosystem.Banner(i)) })
+		}), nil
+	})
 }

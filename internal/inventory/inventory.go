@@ -22,7 +22,6 @@ package inventory
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 
@@ -35,34 +34,11 @@ import (
 	"github.com/ordersys/ecosystem/internal/service"
 )
 
-// Config configures the Inventory service.
-type Config struct {
-	Kafka platform.Config
-	// AdminAddr serves /livez, /readyz and /metrics; empty disables it (e.g. inside the ecosystem binary).
-	AdminAddr string
-}
+// Config configures the Inventory service: its Kafka settings and admin address.
+type Config = service.ProcessorConfig
 
-// DefaultConfig returns the defaults.
-func DefaultConfig() Config {
-	return Config{Kafka: platform.DefaultConfig(), AdminAddr: ":9103"}
-}
-
-// RegisterFlags binds the configuration to flags and environment variables.
-func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	c.Kafka.RegisterFlags(fs)
-	platform.StringVar(fs, &c.AdminAddr, "admin-addr", "ADMIN_ADDR", c.AdminAddr, "listen address of /livez, /readyz and /metrics; empty disables")
-}
-
-// Validate checks the configuration.
-func (c Config) Validate() error { return c.Kafka.Validate() }
-
-// PlatformConfig returns the Kafka and logging part.
-func (c Config) PlatformConfig() platform.Config { return c.Kafka }
-
-// LogValue prints the configuration in the start-up log line.
-func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(slog.Any("kafka", c.Kafka), slog.String("admin_addr", c.AdminAddr))
-}
+// DefaultConfig returns the defaults (admin port :9103).
+func DefaultConfig() Config { return service.NewProcessorConfig(":9103") }
 
 // OrderHop is an order on its way from `orders` to its product's key on the loopback topic:
 // what the product's callback needs, and the event time that the loopback record's own
@@ -171,38 +147,10 @@ func stockOf(ctx goka.Context, table goka.Table) Stock {
 }
 
 // Service is a running Inventory validator.
-type Service struct {
-	cfg    Config
-	proc   *goka.Processor
-	Health *service.Health
-}
+type Service = service.ProcessorService
 
 // New builds the service: codecs (registering schemas when a registry is configured) and the
 // processor. Topics must have been provisioned.
 func New(ctx context.Context, cfg Config) (*Service, error) {
-	codecs, err := platform.CodecsFor(ctx, cfg.Kafka.SchemaRegistryURL)
-	if err != nil {
-		return nil, fmt.Errorf("inventory: %w", err)
-	}
-	proc, err := platform.NewGoka(cfg.Kafka).NewProcessor(Graph(cfg.Kafka.Names(), codecs))
-	if err != nil {
-		return nil, fmt.Errorf("inventory: %w", err)
-	}
-	health := service.NewHealth()
-	health.AddProcessor(proc)
-	return &Service{cfg: cfg, proc: proc, Health: health}, nil
-}
-
-// Run processes orders and serves health until ctx ends or the processor fails.
-func (s *Service) Run(ctx context.Context) error {
-	ln, err := service.Listen(s.cfg.AdminAddr)
-	if err != nil {
-		return fmt.Errorf("inventory: %w", err)
-	}
-	g, gctx := service.NewGroup(ctx)
-	g.Go("processor", func(ctx context.Context) error { return service.RunProcessor(ctx, s.proc) })
-	g.Go("admin http", func(ctx context.Context) error { return service.Serve(ctx, ln, s.Health.Handler()) })
-	<-gctx.Done()
-	s.Health.SetStopping()
-	return g.Wait()
+	return service.NewProcessorService(ctx, "inventory", cfg, Graph)
 }

@@ -1,12 +1,15 @@
 package service
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/ordersys/ecosystem/internal/platform"
 )
@@ -59,3 +62,35 @@ func Exit(err error) int {
 	fmt.Fprintln(os.Stderr, "error:", err)
 	return 1
 }
+
+// Runner is a built service.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
+// Main is the whole of a binary's main: it parses the flags into cfg, builds the service with
+// build and runs it until SIGINT or SIGTERM, then exits with the status Exit gives.
+func Main[C any, PC interface {
+	*C
+	Config
+}](name string, cfg C, build func(context.Context, C) (Runner, error)) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := func() error {
+		if _, err := Setup(name, os.Args[1:], PC(&cfg)); err != nil {
+			return err
+		}
+		svc, err := build(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		return svc.Run(ctx)
+	}()
+	stop()
+	os.Exit(Exit(err))
+}
+
+// RunnerFunc adapts a function to Runner.
+type RunnerFunc func(ctx context.Context) error
+
+// Run calls f.
+func (f RunnerFunc) Run(ctx context.Context) error { return f(ctx) }

@@ -1,0 +1,86 @@
+package service
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+
+	"github.com/lovoo/goka"
+
+	"github.com/ordersys/ecosystem/internal/platform"
+)
+
+// ProcessorConfig configures a service that is one goka processor plus an admin port: the
+// validators have exactly this shape.
+type ProcessorConfig struct {
+	Kafka platform.Config
+	// AdminAddr serves /livez, /readyz and /metrics; empty disables it (e.g. inside the
+	// ecosystem binary).
+	AdminAddr string
+}
+
+// NewProcessorConfig returns the defaults with the service's own admin address.
+func NewProcessorConfig(adminAddr string) ProcessorConfig {
+	return ProcessorConfig{Kafka: platform.DefaultConfig(), AdminAddr: adminAddr}
+}
+
+// RegisterFlags binds the configuration to flags and environment variables.
+func (c *ProcessorConfig) RegisterFlags(fs *flag.FlagSet) {
+	c.Kafka.RegisterFlags(fs)
+	platform.StringVar(fs, &c.AdminAddr, "admin-addr", "ADMIN_ADDR", c.AdminAddr, "listen address of /livez, /readyz and /metrics; empty disables")
+}
+
+// Validate checks the configuration.
+func (c ProcessorConfig) Validate() error { return c.Kafka.Validate() }
+
+// PlatformConfig returns the Kafka and logging part.
+func (c ProcessorConfig) PlatformConfig() platform.Config { return c.Kafka }
+
+// LogValue prints the configuration in the start-up log line.
+func (c ProcessorConfig) LogValue() slog.Value {
+	return slog.GroupValue(slog.Any("kafka", c.Kafka), slog.String("admin_addr", c.AdminAddr))
+}
+
+// ProcessorService runs one goka processor and serves its health and metrics.
+type ProcessorService struct {
+	name      string
+	adminAddr string
+	proc      *goka.Processor
+	// Health is ready once the processor has recovered; it fails from the start of shutdown.
+	Health *Health
+}
+
+// NewProcessorService builds the codecs (registering schemas when a registry is configured)
+// and the processor of graph. Topics must have been provisioned.
+func NewProcessorService(ctx context.Context, name string, cfg ProcessorConfig,
+	graph func(platform.Names, *platform.Codecs) *goka.GroupGraph) (*ProcessorService, error) {
+	codecs, err := platform.CodecsFor(ctx, cfg.Kafka.SchemaRegistryURL)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	proc, err := platform.NewGoka(cfg.Kafka).NewProcessor(graph(cfg.Kafka.Names(), codecs))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	health := NewHealth()
+	health.AddProcessor(proc)
+	return &ProcessorService{name: name, adminAddr: cfg.AdminAddr, proc: proc, Health: health}, nil
+}
+
+// Run processes records and serves the admin port until ctx ends or the processor fails.
+func (s *ProcessorService) Run(ctx context.Context) error {
+	ln, err := Listen(s.adminAddr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.name, err)
+	}
+	g, gctx := NewGroup(ctx)
+	g.Go("processor", func(ctx context.Context) error { return RunProcessor(ctx, s.proc) })
+	g.Go("admin http", func(ctx context.Context) error { return Serve(ctx, ln, s.Health.Handler()) })
+	<-gctx.Done()
+	s.Health.SetStopping()
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("%s: %w", s.name, err)
+	}
+	return nil
+}
