@@ -1,0 +1,599 @@
+// Package bench measures the ecosystem: end-to-end latency of one order in flight, the
+// broker's own round trip in the same run (the floor), the same latency with goka's default
+// 100 ms producer flush (the naive baseline), open-loop throughput with a rate sweep, and
+// GET /v1/orders/{id} against one and three Orders instances, with the CPU and memory the
+// services used. cmd/bench is its command line; Run is the whole benchmark.
+//
+// By default the services run in a child process: the benchmark's executable started again
+// with RoleEnv set, running internal/ecosystem on a fresh embedded broker in a temporary
+// directory. Keeping the load generator out of the services' process keeps its allocations
+// out of their heap and garbage collector and lets /proc report the services' CPU and memory
+// alone; both still share the machine's cores, and the figures say how much each used. With
+// --brokers and --url the benchmark measures an ecosystem that is already running.
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/platform"
+	"github.com/ordersys/ecosystem/internal/sampledata"
+)
+
+// Config configures a benchmark run.
+type Config struct {
+	// Kafka is the services' broker and namespace. With Brokers empty the benchmark starts the
+	// ecosystem itself (embedded broker, Kafka.Partitions partitions) in a child process.
+	Kafka platform.Config
+	// URL is the Orders REST base URL of an ecosystem already running on Kafka.Brokers.
+	URL string
+	// ServicesPID, with URL, is the services' process whose CPU and memory are reported.
+	ServicesPID int
+	// Self is the executable that serves the child roles (RoleEnv); default os.Executable().
+	Self string
+	// StartTimeout bounds the start of a services process.
+	StartTimeout time.Duration
+
+	// Warmup orders precede every latency measurement and are not counted.
+	Warmup int
+	// LatencyOrders are measured one at a time with the tuned configuration.
+	LatencyOrders int
+	// FloorRecords are measured one at a time through the broker alone.
+	FloorRecords int
+	// NaiveOrders are measured one at a time with goka's default flush; 0 skips the baseline.
+	NaiveOrders int
+
+	// Rates are the target orders/s of the sweep, in increasing order; empty skips it.
+	Rates []float64
+	// StepDuration is how long each rate starts orders.
+	StepDuration time.Duration
+	// P99Limit is the latency a passing step's p99 stays within.
+	P99Limit time.Duration
+	// MaxInFlight bounds concurrent orders (and so connections) of the load generator.
+	MaxInFlight int
+
+	// ReadDuration is each read test's length; 0 skips the read tests.
+	ReadDuration time.Duration
+	// ReadClients are the concurrent readers.
+	ReadClients int
+	// ReadKeys is how many validated order ids the reads pick from.
+	ReadKeys int
+	// ExtraInstances are the Orders instances added for the second read test; 0 skips it.
+	ExtraInstances int
+
+	// ProfileDir, when set, receives CPU profiles of the services and of the load generator
+	// during a repeated throughput step and during the one-instance read test.
+	ProfileDir string
+	// Logs receives progress lines and the services' own logs.
+	Logs io.Writer
+}
+
+// DefaultConfig is `make bench`: about three minutes on a 2-core machine.
+func DefaultConfig() Config {
+	k := platform.DefaultConfig()
+	k.Brokers = nil
+	k.ClientID = "ordersys-bench"
+	return Config{
+		Kafka:          k,
+		StartTimeout:   3 * time.Minute,
+		Warmup:         200,
+		LatencyOrders:  2000,
+		FloorRecords:   2000,
+		NaiveOrders:    30,
+		Rates:          []float64{500, 1000, 2000, 3000, 4000, 5000, 6000, 8000},
+		StepDuration:   8 * time.Second,
+		P99Limit:       100 * time.Millisecond,
+		MaxInFlight:    2048,
+		ReadDuration:   5 * time.Second,
+		ReadClients:    32,
+		ReadKeys:       20000,
+		ExtraInstances: 2,
+		Logs:           os.Stderr,
+	}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.URL != "" && len(c.Kafka.Brokers) == 0:
+		return errors.New("config: --url needs --brokers: the floor, the stock and the extra instances use the services' broker")
+	case c.URL == "" && len(c.Kafka.Brokers) > 0:
+		return errors.New("config: --brokers needs --url: the benchmark starts its own broker unless it measures a running ecosystem")
+	case c.ServicesPID != 0 && c.URL == "":
+		return errors.New("config: --services-pid is for a running ecosystem (--url)")
+	case c.LatencyOrders < 1 || c.FloorRecords < 1:
+		return errors.New("config: need at least one latency order and one floor record")
+	case c.Warmup < 0 || c.NaiveOrders < 0 || c.ReadClients < 0 || c.ExtraInstances < 0:
+		return errors.New("config: counts must not be negative")
+	case len(c.Rates) > 0 && (c.StepDuration <= 0 || c.MaxInFlight < 1 || c.P99Limit <= 0):
+		return errors.New("config: a sweep needs a positive step duration, p99 limit and in-flight bound")
+	case c.ReadDuration > 0 && (c.ReadClients < 1 || c.ReadKeys < 1):
+		return errors.New("config: reads need at least one client and one key")
+	case c.Kafka.Partitions < 1:
+		return fmt.Errorf("config: partitions %d < 1", c.Kafka.Partitions)
+	}
+	for i, r := range c.Rates {
+		if !(r > 0) || (i > 0 && r <= c.Rates[i-1]) {
+			return fmt.Errorf("config: rates %v must be positive and increasing", c.Rates)
+		}
+	}
+	return nil
+}
+
+// Results is everything one run measured; it is what the JSON file holds.
+type Results struct {
+	StartedAt time.Time `json:"startedAt"`
+	DurationS float64   `json:"durationS"`
+	Machine   Machine   `json:"machine"`
+	// Services says what was measured and where it ran.
+	Services   string `json:"services"`
+	Partitions int    `json:"partitions"`
+
+	Latency *OneInFlight `json:"latency,omitempty"`
+	Floor   *Floor       `json:"floor,omitempty"`
+	// RatioToFloor is the one-in-flight latency over the floor's round trip, per percentile.
+	RatioToFloor *FloorRatio `json:"ratioToFloor,omitempty"`
+	// Naive is Latency with goka's default producer flush; NaiveSkipped says why it is absent.
+	Naive        *OneInFlight `json:"naive,omitempty"`
+	NaiveSkipped string       `json:"naiveSkipped,omitempty"`
+	Throughput   *Throughput  `json:"throughput,omitempty"`
+	Reads        []Reads      `json:"reads,omitempty"`
+	Targets      []Target     `json:"targets,omitempty"`
+}
+
+// FloorRatio compares the pipeline with the broker alone.
+type FloorRatio struct {
+	P50 float64 `json:"p50"`
+	P99 float64 `json:"p99"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	CPUModel     string  `json:"cpuModel"`
+	CPUs         int     `json:"cpus"`
+	GOMAXPROCS   int     `json:"gomaxprocs"`
+	MemTotalGiB  float64 `json:"memTotalGiB"`
+	Kernel       string  `json:"kernel"`
+	GoVersion    string  `json:"goVersion"`
+	LoadAvgStart string  `json:"loadAvgStart"` // /proc/loadavg 1, 5, 15 minutes
+	LoadAvgEnd   string  `json:"loadAvgEnd"`
+}
+
+// Target is one of the project's speed goals and whether the run met it.
+type Target struct {
+	Name     string `json:"name"`
+	Goal     string `json:"goal"`
+	Measured string `json:"measured"`
+	Met      bool   `json:"met"`
+}
+
+// runner is one run's shared state.
+type runner struct {
+	cfg    Config
+	runID  string
+	client *ordersClient
+	pids   []int // services processes measured
+	steps  int   // throughput steps started, to keep their order ids apart
+
+	mu        sync.Mutex
+	readKeys  []string
+	errLogged int
+}
+
+// maxLoggedErrors bounds the request errors written to the log per run; all are counted.
+const maxLoggedErrors = 20
+
+// Run runs the benchmark. It returns what it measured so far together with any error.
+func Run(ctx context.Context, cfg Config) (*Results, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logs == nil {
+		cfg.Logs = io.Discard
+	}
+	// Progress lines and the service processes' logs arrive from several goroutines.
+	cfg.Logs = &lockedWriter{w: cfg.Logs}
+	if cfg.Self == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("bench: find own executable: %w", err)
+		}
+		cfg.Self = self
+	}
+	r := &runner{cfg: cfg, runID: randomID(), client: newOrdersClient(cfg.MaxInFlight)}
+	defer r.client.close()
+	res := &Results{StartedAt: time.Now().UTC(), Machine: describeMachine(), Partitions: cfg.Kafka.Partitions}
+	err := r.run(ctx, res)
+	res.Machine.LoadAvgEnd = loadAvg()
+	res.DurationS = round2(time.Since(res.StartedAt).Seconds())
+	res.Targets = targets(res)
+	return res, err
+}
+
+// services is the ecosystem under test.
+type services struct {
+	url   string
+	kafka platform.Config // its broker and namespace, for the benchmark's own clients
+	proc  *servicesProcess
+}
+
+func (s *services) pprof() string {
+	if s.proc == nil {
+		return ""
+	}
+	return s.proc.ready.Pprof
+}
+
+func (r *runner) run(ctx context.Context, res *Results) error {
+	dir, err := os.MkdirTemp("", "ordersys-bench-")
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	defer os.RemoveAll(dir)
+
+	svc, err := r.startServices(ctx, filepath.Join(dir, "tuned"), false)
+	if err != nil {
+		return err
+	}
+	defer r.stopServices(svc)
+	if svc.proc != nil {
+		res.Services = fmt.Sprintf("ecosystem (embedded broker and every service, internal/ecosystem) in child process %d; load generator in process %d", svc.proc.ready.PID, os.Getpid())
+	} else {
+		res.Services = fmt.Sprintf("running ecosystem at %s on %s", r.cfg.URL, strings.Join(r.cfg.Kafka.Brokers, ","))
+	}
+	if err := r.prepare(ctx, svc); err != nil {
+		return err
+	}
+
+	logf(r.cfg.Logs, "latency, one order in flight: %d warm-up + %d orders", r.cfg.Warmup, r.cfg.LatencyOrders)
+	lat, err := r.oneInFlight(ctx, svc.url, "tuned: producer flush 0", "lat-"+r.runID, r.cfg.Warmup, r.cfg.LatencyOrders)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	res.Latency = &lat
+	logf(r.cfg.Logs, "latency: p50 %.2f ms, p99 %.2f ms", lat.EndToEnd.P50Ms, lat.EndToEnd.P99Ms)
+
+	logf(r.cfg.Logs, "floor: %d records through the broker alone", r.cfg.FloorRecords)
+	floor, err := measureFloor(ctx, svc.kafka, r.runID, r.cfg.Warmup, r.cfg.FloorRecords)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	res.Floor = &floor
+	res.RatioToFloor = &FloorRatio{
+		P50: ratio(lat.EndToEnd.P50Ms, floor.RoundTrip.P50Ms),
+		P99: ratio(lat.EndToEnd.P99Ms, floor.RoundTrip.P99Ms),
+	}
+	logf(r.cfg.Logs, "floor: p50 %.3f ms, p99 %.3f ms", floor.RoundTrip.P50Ms, floor.RoundTrip.P99Ms)
+
+	if len(r.cfg.Rates) > 0 {
+		tp, err := r.sweep(ctx, svc.url)
+		res.Throughput = &tp
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		if r.cfg.ProfileDir != "" {
+			if err := r.profiledStep(ctx, svc, &tp); err != nil {
+				return fmt.Errorf("bench: %w", err)
+			}
+			res.Throughput = &tp
+		}
+	}
+
+	if r.cfg.ReadDuration > 0 {
+		if err := r.readTests(ctx, svc, filepath.Join(dir, "extra"), res); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+	}
+	r.stopServices(svc)
+
+	switch {
+	case r.cfg.NaiveOrders == 0:
+		res.NaiveSkipped = "not asked for (--naive-orders 0)"
+	case svc.proc == nil:
+		res.NaiveSkipped = "the services are external: their client configuration cannot be changed from here"
+	default:
+		naive, err := r.naive(ctx, filepath.Join(dir, "naive"))
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		res.Naive = &naive
+	}
+	return nil
+}
+
+// startServices starts the ecosystem in a child process in dir, or describes the external one.
+func (r *runner) startServices(ctx context.Context, dir string, gokaFlush bool) (*services, error) {
+	if r.cfg.URL != "" {
+		if r.cfg.ServicesPID != 0 {
+			r.pids = []int{r.cfg.ServicesPID}
+		}
+		return &services{url: strings.TrimRight(r.cfg.URL, "/"), kafka: r.cfg.Kafka}, nil
+	}
+	logf(r.cfg.Logs, "starting the ecosystem (goka flush defaults: %v)", gokaFlush)
+	started := time.Now()
+	proc, err := startServices(ctx, r.cfg.Self, roleEcosystem, ecosystemArgs(dir, r.cfg.Kafka.Partitions, gokaFlush), r.cfg.Logs, r.cfg.StartTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	logf(r.cfg.Logs, "ecosystem ready in %v: %s, broker %s", time.Since(started).Round(time.Millisecond), proc.ready.URLs[0], strings.Join(proc.ready.Brokers, ","))
+	kcfg := r.cfg.Kafka
+	kcfg.Brokers = proc.ready.Brokers
+	kcfg.TopicPrefix = "" // the child's ecosystem uses no prefix
+	r.pids = []int{proc.ready.PID}
+	return &services{url: proc.ready.URLs[0], kafka: kcfg, proc: proc}, nil
+}
+
+func (r *runner) stopServices(svc *services) {
+	if svc.proc == nil {
+		return
+	}
+	if err := svc.proc.stop(60 * time.Second); err != nil {
+		logf(r.cfg.Logs, "%v", err)
+	}
+	r.pids = nil
+}
+
+// prepare writes plentiful stock and waits until an order validates: the inventory service
+// must have read the stock before measured orders arrive, or they would fail.
+func (r *runner) prepare(ctx context.Context, svc *services) error {
+	cl, err := kgo.NewClient(platform.ClientOptions(svc.kafka)...)
+	if err != nil {
+		return fmt.Errorf("bench: prepare: connect: %w", err)
+	}
+	defer cl.Close()
+	stock := map[domain.Product]int32{}
+	for _, p := range domain.Products {
+		stock[p] = plentifulStock
+	}
+	if err := sampledata.SetStock(ctx, cl, svc.kafka.Names(), stock); err != nil {
+		return fmt.Errorf("bench: prepare: %w", err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for k := 0; ; k++ {
+		id := fmt.Sprintf("probe-%s-%d", r.runID, k)
+		pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err := r.client.post(pctx, svc.url, benchOrder(id, k))
+		var state domain.OrderState
+		if err == nil {
+			state, err = r.client.awaitDecided(pctx, svc.url, id, 10*time.Second)
+		}
+		cancel()
+		if err == nil && state == domain.OrderValidated {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bench: prepare: no order validated within a minute (last: state %q, error %v)", state, err)
+		}
+		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+			return fmt.Errorf("bench: prepare: %w", err)
+		}
+	}
+}
+
+// profiledStep repeats the first failing rate (the last rate when all passed) with CPU
+// profiles, so the profile shows the services at their limit.
+func (r *runner) profiledStep(ctx context.Context, svc *services, tp *Throughput) error {
+	rate := tp.Steps[len(tp.Steps)-1].TargetRate
+	logf(r.cfg.Logs, "profiling a throughput step at %.0f/s into %s", rate, r.cfg.ProfileDir)
+	prof, err := startProfiles(ctx, r.client.http, svc.pprof(), r.cfg.ProfileDir, "throughput", r.cfg.StepDuration)
+	if err != nil {
+		return err
+	}
+	step, err := r.step(ctx, svc.url, rate, r.cfg.StepDuration, prof)
+	if err != nil {
+		return err
+	}
+	tp.ProfiledStep = &step
+	return nil
+}
+
+// readTests reads with one instance, then with ExtraInstances more in a process of their own.
+func (r *runner) readTests(ctx context.Context, svc *services, extraDir string, res *Results) error {
+	keys := r.snapshotKeys()
+	logf(r.cfg.Logs, "reads: one instance, %d clients, %v, %d keys", r.cfg.ReadClients, r.cfg.ReadDuration, len(keys))
+	var prof *profiler
+	if r.cfg.ProfileDir != "" {
+		var err error
+		if prof, err = startProfiles(ctx, r.client.http, svc.pprof(), r.cfg.ProfileDir, "reads", r.cfg.ReadDuration); err != nil {
+			return err
+		}
+	}
+	one, err := r.reads(ctx, []string{svc.url}, []string{svc.url}, keys, r.cfg.ReadClients, r.cfg.ReadDuration, prof)
+	if err != nil {
+		return err
+	}
+	res.Reads = append(res.Reads, one)
+	logf(r.cfg.Logs, "reads, one instance: %.0f/s, p50 %.3f ms, p99 %.3f ms", one.RatePerS, one.Latency.P50Ms, one.Latency.P99Ms)
+	if r.cfg.ExtraInstances == 0 {
+		return nil
+	}
+
+	logf(r.cfg.Logs, "starting %d more Orders instances", r.cfg.ExtraInstances)
+	extra, err := startServices(ctx, r.cfg.Self, roleOrders, ordersArgs(svc.kafka, extraDir, r.cfg.ExtraInstances), r.cfg.Logs, r.cfg.StartTimeout)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := extra.stop(60 * time.Second); err != nil {
+			logf(r.cfg.Logs, "%v", err)
+		}
+	}()
+	urls := append([]string{svc.url}, extra.ready.URLs...)
+	if err := r.awaitServing(ctx, urls, keys, 2*time.Minute); err != nil {
+		return err
+	}
+	measured := r.pids
+	r.pids = append(slices.Clone(measured), extra.ready.PID)
+	defer func() { r.pids = measured }()
+	logf(r.cfg.Logs, "reads: %d instances, %d clients, %v", len(urls), r.cfg.ReadClients, r.cfg.ReadDuration)
+	three, err := r.reads(ctx, urls, []string{svc.url, extra.ready.URLs[0]}, keys, r.cfg.ReadClients, r.cfg.ReadDuration, nil)
+	if err != nil {
+		return err
+	}
+	res.Reads = append(res.Reads, three)
+	logf(r.cfg.Logs, "reads, %d instances: %.0f/s, p50 %.3f ms, p99 %.3f ms", len(urls), three.RatePerS, three.Latency.P50Ms, three.Latency.P99Ms)
+	return nil
+}
+
+// naive measures one order in flight on a fresh ecosystem running goka's default flush.
+func (r *runner) naive(ctx context.Context, dir string) (OneInFlight, error) {
+	svc, err := r.startServices(ctx, dir, true)
+	if err != nil {
+		return OneInFlight{}, err
+	}
+	defer r.stopServices(svc)
+	if err := r.prepare(ctx, svc); err != nil {
+		return OneInFlight{}, err
+	}
+	warmup := min(r.cfg.Warmup, 5)
+	logf(r.cfg.Logs, "naive baseline, one order in flight: %d warm-up + %d orders", warmup, r.cfg.NaiveOrders)
+	res, err := r.oneInFlight(ctx, svc.url, "goka defaults: producer flush 100 ms / 64 KiB", "naive-"+r.runID, warmup, r.cfg.NaiveOrders)
+	if err != nil {
+		return res, err
+	}
+	logf(r.cfg.Logs, "naive: p50 %.2f ms, p99 %.2f ms", res.EndToEnd.P50Ms, res.EndToEnd.P99Ms)
+	return res, nil
+}
+
+func (r *runner) addReadKey(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.readKeys) < r.cfg.ReadKeys {
+		r.readKeys = append(r.readKeys, id)
+	}
+}
+
+func (r *runner) snapshotKeys() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.readKeys)
+}
+
+// noteError logs the first request errors of a run; later ones are only counted.
+func (r *runner) noteError(err error) {
+	r.mu.Lock()
+	n := r.errLogged
+	r.errLogged++
+	r.mu.Unlock()
+	if n < maxLoggedErrors {
+		logf(r.cfg.Logs, "request failed: %v", err)
+	} else if n == maxLoggedErrors {
+		logf(r.cfg.Logs, "more requests failed; counting them without logging")
+	}
+}
+
+func (r *runner) startMonitor() (*resourceMonitor, error) { return startMonitor(r.pids) }
+
+// finishMonitor returns the window's resources, or nil (logged) when they could not be read:
+// a missing /proc should not void the latency figures.
+func (r *runner) finishMonitor(m *resourceMonitor, startErr error) *Resources {
+	if startErr != nil {
+		logf(r.cfg.Logs, "resources not measured: %v", startErr)
+		return nil
+	}
+	res, err := m.finish()
+	if err != nil {
+		logf(r.cfg.Logs, "resources not measured: %v", err)
+		return nil
+	}
+	return &res
+}
+
+// servicesAlive fails when a services process ended during a measurement.
+func (r *runner) servicesAlive() error {
+	for _, pid := range r.pids {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("services process %d is gone", pid)
+		}
+	}
+	return nil
+}
+
+// targets compares the run with the project's speed goals.
+func targets(res *Results) []Target {
+	var ts []Target
+	if l := res.Latency; l != nil {
+		ts = append(ts,
+			Target{Name: "one in flight, p50", Goal: "≤ 2 ms", Measured: fmt.Sprintf("%.2f ms", l.EndToEnd.P50Ms), Met: l.EndToEnd.P50Ms <= 2},
+			Target{Name: "one in flight, p99", Goal: "≤ 5 ms", Measured: fmt.Sprintf("%.2f ms", l.EndToEnd.P99Ms), Met: l.EndToEnd.P99Ms <= 5})
+	}
+	if tp := res.Throughput; tp != nil {
+		ts = append(ts, Target{Name: "validated orders/s with p99 ≤ 100 ms", Goal: "≥ 5000/s",
+			Measured: fmt.Sprintf("%.0f/s", tp.MaxPassingRate), Met: tp.MaxPassingRate >= 5000})
+	}
+	if len(res.Reads) > 0 {
+		ts = append(ts, Target{Name: "local GETs/s, one instance", Goal: "≥ 20000/s",
+			Measured: fmt.Sprintf("%.0f/s", res.Reads[0].RatePerS), Met: res.Reads[0].RatePerS >= 20000})
+	}
+	return ts
+}
+
+func describeMachine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), LoadAvgStart: loadAvg()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+				m.MemTotalGiB = round2(kb / (1 << 20))
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+// loadAvg is the 1, 5 and 15 minute load averages, or "" where /proc has none.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+func randomID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
