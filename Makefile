@@ -2,7 +2,7 @@
 GO      ?= go
 BINARIES := $(notdir $(wildcard cmd/*))
 
-.PHONY: build test test-short lint run fmt
+.PHONY: build test test-short lint run fmt bench
 
 build:
 	$(GO) build -o bin/ ./cmd/...
@@ -25,3 +25,11 @@ run:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+# The benchmark (internal/bench, results in docs/benchmarks.md): one-in-flight latency against
+# the broker's own round trip, the goka-defaults baseline, a throughput sweep and reads, on a
+# fresh embedded-broker ecosystem in a child process. Prints the tables and writes
+# bench-results.json; about three minutes. BENCH_FLAGS passes options (see bin/bench --help).
+bench:
+	$(GO) build -o bin/bench ./cmd/bench
+	./bin/bench $(BENCH_FLAGS)
