@@ -191,8 +191,14 @@ func TestComposeKafka(t *testing.T) {
 			return nil
 		}},
 		{"healthcheck", func() error {
-			if k.Healthcheck == nil || k.Healthcheck.Disable || len(k.Healthcheck.Test) < 2 {
-				return fmt.Errorf("healthcheck %+v", k.Healthcheck)
+			h := k.Healthcheck
+			if h == nil || h.Disable || len(h.Test) < 2 || (h.Test[0] != "CMD" && h.Test[0] != "CMD-SHELL") {
+				return fmt.Errorf("healthcheck %+v: want a CMD or CMD-SHELL test", h)
+			}
+			for _, d := range []string{h.Interval, h.Timeout, h.StartPeriod} {
+				if _, err := time.ParseDuration(d); d != "" && err != nil {
+					return fmt.Errorf("healthcheck duration %q: %w", d, err)
+				}
 			}
 			return nil
 		}},
