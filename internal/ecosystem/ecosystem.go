@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ordersys/ecosystem/internal/broker"
@@ -229,17 +228,10 @@ func seedOnce(ctx context.Context, cfg platform.Config) error {
 	}
 	defer cl.Close()
 	names := cfg.Names()
-	stockTopic := names.Topic(string(platform.TopicWarehouseInventory))
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, stockTopic)
+	empty, err := sampledata.TopicIsEmpty(ctx, cl, names.Topic(string(platform.TopicWarehouseInventory)))
 	if err != nil {
-		return fmt.Errorf("seed: read end offsets of %s: %w", stockTopic, err)
+		return fmt.Errorf("seed: %w", err)
 	}
-	empty := true
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			empty = false
-		}
-	})
 	if !empty {
 		slog.Info("sample data already present; not seeding")
 		return nil

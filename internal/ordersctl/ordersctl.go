@@ -271,6 +271,7 @@ func setupInventory(fs *flag.FlagSet) func(context.Context, *run) error {
 		counts[p] = fs.Int(name, 0, "stock of "+string(p))
 	}
 	timeout := timeoutFlag(fs)
+	ifEmpty := ifEmptyFlag(fs)
 	return func(ctx context.Context, r *run) error {
 		stock := map[domain.Product]int32{}
 		var bad error
@@ -299,6 +300,10 @@ func setupInventory(fs *flag.FlagSet) func(context.Context, *run) error {
 		defer cl.Close()
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
+		topic := r.cfg.Names().Topic(string(platform.TopicWarehouseInventory))
+		if skip, err := skipSeed(ctx, r, cl, *ifEmpty, topic); err != nil || skip {
+			return err
+		}
 		if err := sampledata.SetStock(ctx, cl, r.cfg.Names(), stock); err != nil {
 			return err
 		}
@@ -315,6 +320,7 @@ func setupInventory(fs *flag.FlagSet) func(context.Context, *run) error {
 
 func setupCustomers(fs *flag.FlagSet) func(context.Context, *run) error {
 	timeout := timeoutFlag(fs)
+	ifEmpty := ifEmptyFlag(fs)
 	return func(ctx context.Context, r *run) error {
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
@@ -327,6 +333,9 @@ func setupCustomers(fs *flag.FlagSet) func(context.Context, *run) error {
 			return err
 		}
 		defer cl.Close()
+		if skip, err := skipSeed(ctx, r, cl, *ifEmpty, r.cfg.Names().Topic(string(platform.TopicCustomers))); err != nil || skip {
+			return err
+		}
 		customers := sampledata.SampleCustomers()
 		if err := sampledata.ProduceCustomersWith(ctx, cl, r.cfg.Names(), codecs, customers); err != nil {
 			return err
@@ -379,4 +388,25 @@ func setupTail(fs *flag.FlagSet) func(context.Context, *run) error {
 		_, err = sampledata.Tail(ctx, r.cfg, codecs, opts, r.stdout)
 		return err
 	}
+}
+
+// ifEmptyFlag is --if-empty of the seeding commands.
+func ifEmptyFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("if-empty", false, "write only if the topic holds no records yet (seed once: a restarted deployment keeps its stock)")
+}
+
+// skipSeed reports whether seeding topic should be skipped because --if-empty is set and the
+// topic already holds records.
+func skipSeed(ctx context.Context, r *run, cl *kgo.Client, ifEmpty bool, topic string) (bool, error) {
+	if !ifEmpty {
+		return false, nil
+	}
+	empty, err := sampledata.TopicIsEmpty(ctx, cl, topic)
+	if err != nil {
+		return false, err
+	}
+	if !empty {
+		fmt.Fprintf(r.stdout, "%s already holds records; nothing written (--if-empty)\n", topic)
+	}
+	return !empty, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -285,5 +286,27 @@ func TestOrdersExitStatus(t *testing.T) {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want %d and %q", code, out, errOut, c.wantCode, c.wantOut)
 			}
 		})
+	}
+}
+
+// --if-empty seeds once: a second run (a restarted deployment) leaves stock and customers as
+// they are.
+func TestIfEmptySeedsOnlyOnce(t *testing.T) {
+	env := kafkatest.New(t, kafkatest.Options{})
+	for i, want := range []string{"stock set on", "already holds records"} {
+		code, out, errOut := run(t, append([]string{"inventory", "--if-empty", "--jumpers", fmt.Sprint(10 + i)}, kafkaFlags(env)...)...)
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("inventory run %d: exit %d, output %q %s", i, code, out, errOut)
+		}
+	}
+	lines := tailLines(t, env, "warehouse-inventory", 1)
+	if len(lines) != 1 || lines[0]["value"].(float64) != 10 {
+		t.Fatalf("stock after two --if-empty runs: %v", lines)
+	}
+	for i, want := range []string{"customers written", "already holds records"} {
+		code, out, errOut := run(t, append([]string{"customers", "--if-empty"}, kafkaFlags(env)...)...)
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("customers run %d: exit %d, output %q %s", i, code, out, errOut)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ordersys/ecosystem/internal/domain"
@@ -103,4 +104,23 @@ func produce(ctx context.Context, client *kgo.Client, recs []*kgo.Record) error 
 		}
 	}
 	return nil
+}
+
+// TopicIsEmpty reports whether topic holds no records yet. Seeding uses it to write sample
+// data only once: stock written again after orders reserved against it would reset it.
+func TopicIsEmpty(ctx context.Context, client *kgo.Client, topic string) (bool, error) {
+	ends, err := kadm.NewClient(client).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return false, fmt.Errorf("read end offsets of %s: %w", topic, err)
+	}
+	if err := ends.Error(); err != nil {
+		return false, fmt.Errorf("read end offsets of %s: %w", topic, err)
+	}
+	empty := true
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			empty = false
+		}
+	})
+	return empty, nil
 }
