@@ -131,16 +131,7 @@ func TestServiceOnBroker(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- svc.Run(ctx) }()
-		kafkatest.Eventually(t, 30*time.Second, "service ready", func() bool { return svc.Health.Ready() == nil })
-		return func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("run: %v", err)
-			}
-		}
+		return kafkatest.StartService(t, svc, svc.Health.Ready)
 	}
 
 	stop := start()

@@ -260,16 +260,7 @@ func (b *brokerService) start(t *testing.T) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	kafkatest.Eventually(t, 30*time.Second, "service ready", func() bool { return svc.Health.Ready() == nil })
-	return func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}
+	return kafkatest.StartService(t, svc, svc.Health.Ready)
 }
 
 func (b *brokerService) topic(s goka.Stream) string { return b.env.Names.Topic(string(s)) }
@@ -285,84 +276,16 @@ func (b *brokerService) produce(t *testing.T, o domain.Order, at time.Time) {
 	}
 }
 
-// verdictLog follows order-validations from the start.
-type verdictLog struct {
-	cl   *kgo.Client
-	byID map[string][]domain.ValidationResult
-	n    int
-}
-
-func newVerdictLog(t *testing.T, b *brokerService) *verdictLog {
-	t.Helper()
-	cl, err := kgo.NewClient(platform.ClientOptions(b.env.Config,
-		kgo.ConsumeTopics(b.topic(platform.TopicOrderValidations)),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(50*time.Millisecond))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return &verdictLog{cl: cl, byID: map[string][]domain.ValidationResult{}}
-}
-
-// poll reads what arrives within d.
-func (l *verdictLog) poll(t *testing.T, d time.Duration) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	fetches := l.cl.PollFetches(ctx)
-	fetches.EachError(func(topic string, p int32, err error) {
-		if ctx.Err() == nil {
-			t.Fatalf("consume %s/%d: %v", topic, p, err)
-		}
-	})
-	fetches.EachRecord(func(r *kgo.Record) {
-		v, err := codecs.OrderValidation.Unmarshal(r.Value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(r.Key) != v.OrderID || v.CheckType != domain.FraudCheck {
-			t.Errorf("verdict %s: %+v", r.Key, v)
-		}
-		if want := platform.PartitionFor(string(r.Key), 4); r.Partition != want {
-			t.Errorf("verdict %s on partition %d, want %d", r.Key, r.Partition, want)
-		}
-		l.byID[v.OrderID] = append(l.byID[v.OrderID], v.ValidationResult)
-		l.n++
-	})
-}
-
-// await reads until n verdicts in all have arrived.
-func (l *verdictLog) await(t *testing.T, n int) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for l.n < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d verdicts after 30s, want %d: %v", l.n, n, l.byID)
-		}
-		l.poll(t, time.Second)
-	}
-}
-
-// settle reads for d more and returns the verdict count: a duplicate would show up here.
-func (l *verdictLog) settle(t *testing.T, d time.Duration) int {
-	t.Helper()
-	for end := time.Now().Add(d); time.Now().Before(end); {
-		l.poll(t, time.Until(end))
-	}
-	return l.n
-}
-
 // judge produces an order and waits for its verdict. Orders of one customer are played one
 // at a time because the service's answer depends on their order, and orders keyed by id
 // spread over partitions that the service reads concurrently.
-func (l *verdictLog) judge(t *testing.T, b *brokerService, o domain.Order, at time.Time) domain.ValidationResult {
+func judge(t *testing.T, l *kafkatest.VerdictLog, b *brokerService, o domain.Order, at time.Time) domain.ValidationResult {
 	t.Helper()
 	b.produce(t, o, at)
-	l.await(t, l.n+1)
-	got := l.byID[o.ID]
+	l.Await(t, l.N+1)
+	got := l.ByID[o.ID]
 	if len(got) == 0 {
-		t.Fatalf("the next verdict was not for order %s: %v", o.ID, l.byID)
+		t.Fatalf("the next verdict was not for order %s: %v", o.ID, l.ByID)
 	}
 	return got[len(got)-1]
 }
@@ -373,7 +296,7 @@ func TestServiceOnBroker(t *testing.T) {
 	b := newBrokerService(t)
 	stop := b.start(t)
 	defer stop()
-	log := newVerdictLog(t, b)
+	log := kafkatest.NewVerdictLog(t, b.env, domain.FraudCheck)
 
 	steps := []struct {
 		order domain.Order
@@ -404,7 +327,7 @@ func TestServiceOnBroker(t *testing.T) {
 		{order("d1", 0, 1, 1909), base.Add(10 * time.Minute), domain.Pass},
 	}...)
 	for _, s := range steps {
-		if got := log.judge(t, b, s.order, s.at); got != s.want {
+		if got := judge(t, log, b, s.order, s.at); got != s.want {
 			t.Errorf("order %s (customer %d): %s, want %s", s.order.ID, s.order.CustomerID, got, s.want)
 		}
 	}
@@ -415,21 +338,21 @@ func TestServiceOnBroker(t *testing.T) {
 // every order: each gets its first verdict again and none is counted again.
 func TestRestartOnBroker(t *testing.T) {
 	b := newBrokerService(t)
-	log := newVerdictLog(t, b)
+	log := kafkatest.NewVerdictLog(t, b.env, domain.FraudCheck)
 	stop := b.start(t)
 	for i, c := range workedCase {
-		if got := log.judge(t, b, c.order, base.Add(time.Duration(i)*time.Minute)); got != c.want {
+		if got := judge(t, log, b, c.order, base.Add(time.Duration(i)*time.Minute)); got != c.want {
 			t.Fatalf("order %s: %s, want %s", c.order.ID, got, c.want)
 		}
 	}
 	stop()
 
 	stop = b.start(t)
-	if got := log.judge(t, b, order("r1", 0, 1, 1850), base.Add(10*time.Minute)); got != domain.Pass {
+	if got := judge(t, log, b, order("r1", 0, 1, 1850), base.Add(10*time.Minute)); got != domain.Pass {
 		t.Fatalf("order r1 after restart: %s, want PASS (customer 0 at 1940)", got)
 	}
-	if n := log.settle(t, time.Second); n != len(workedCase)+1 {
-		t.Fatalf("%d verdicts after restart, want %d (no re-validation): %v", n, len(workedCase)+1, log.byID)
+	if n := log.Settle(t, time.Second); n != len(workedCase)+1 {
+		t.Fatalf("%d verdicts after restart, want %d (no re-validation): %v", n, len(workedCase)+1, log.ByID)
 	}
 	stop()
 
@@ -449,15 +372,15 @@ func TestRestartOnBroker(t *testing.T) {
 	stop = b.start(t)
 	defer stop()
 	replayed := 2 * (len(workedCase) + 1)
-	log.await(t, replayed)
+	log.Await(t, replayed)
 	// Counted twice, customer 0 would be at 3880 and fail this.
-	if got := log.judge(t, b, order("r2", 0, 1, 50), base.Add(11*time.Minute)); got != domain.Pass {
+	if got := judge(t, log, b, order("r2", 0, 1, 50), base.Add(11*time.Minute)); got != domain.Pass {
 		t.Fatalf("order r2 after replay: %s, want PASS (customer 0 at 1990)", got)
 	}
-	if n := log.settle(t, 500*time.Millisecond); n != replayed+1 {
+	if n := log.Settle(t, 500*time.Millisecond); n != replayed+1 {
 		t.Fatalf("%d verdicts after replay, want %d", n, replayed+1)
 	}
-	for id, results := range log.byID {
+	for id, results := range log.ByID {
 		for _, r := range results {
 			if r != results[0] {
 				t.Errorf("order %s answered %v: a replay changed its verdict", id, results)
@@ -475,8 +398,8 @@ func TestPoisonRecordsOnBroker(t *testing.T) {
 	loop := b.env.Names.Topic(platform.LoopTopic(platform.GroupFraud))
 	b.env.Produce(t, b.topic(platform.TopicOrders), "junk", []byte{0, 0, 0, 0})
 	b.env.Produce(t, loop, platform.CustomerKey(9), []byte("{not json"))
-	log := newVerdictLog(t, b)
-	if got := log.judge(t, b, order("after", 9, 1, 1), base); got != domain.Pass {
+	log := kafkatest.NewVerdictLog(t, b.env, domain.FraudCheck)
+	if got := judge(t, log, b, order("after", 9, 1, 1), base); got != domain.Pass {
 		t.Fatalf("order after poison records: %s", got)
 	}
 	dead := b.env.Consume(t, b.topic(platform.TopicDeadLetters), 30*time.Second, kafkatest.CountOf(2))

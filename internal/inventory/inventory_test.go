@@ -295,16 +295,7 @@ func (b *brokerService) start(t *testing.T) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	kafkatest.Eventually(t, 30*time.Second, "service ready", func() bool { return svc.Health.Ready() == nil })
-	return func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}
+	return kafkatest.StartService(t, svc, svc.Health.Ready)
 }
 
 func (b *brokerService) topic(name string) string { return b.env.Names.Topic(name) }
@@ -341,74 +332,6 @@ func (b *brokerService) awaitReserved(t *testing.T, want map[domain.Product]int6
 	})
 }
 
-// verdictLog follows order-validations from the start.
-type verdictLog struct {
-	cl   *kgo.Client
-	byID map[string][]domain.ValidationResult
-	n    int
-}
-
-func newVerdictLog(t *testing.T, b *brokerService) *verdictLog {
-	t.Helper()
-	cl, err := kgo.NewClient(platform.ClientOptions(b.env.Config,
-		kgo.ConsumeTopics(b.topic(string(platform.TopicOrderValidations))),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(50*time.Millisecond))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return &verdictLog{cl: cl, byID: map[string][]domain.ValidationResult{}}
-}
-
-// poll reads what arrives within d.
-func (l *verdictLog) poll(t *testing.T, d time.Duration) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	fetches := l.cl.PollFetches(ctx)
-	fetches.EachError(func(topic string, p int32, err error) {
-		if ctx.Err() == nil {
-			t.Fatalf("consume %s/%d: %v", topic, p, err)
-		}
-	})
-	fetches.EachRecord(func(r *kgo.Record) {
-		v, err := codecs.OrderValidation.Unmarshal(r.Value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(r.Key) != v.OrderID || v.CheckType != domain.InventoryCheck {
-			t.Errorf("verdict %s: %+v", r.Key, v)
-		}
-		if want := platform.PartitionFor(string(r.Key), 4); r.Partition != want {
-			t.Errorf("verdict %s on partition %d, want %d", r.Key, r.Partition, want)
-		}
-		l.byID[v.OrderID] = append(l.byID[v.OrderID], v.ValidationResult)
-		l.n++
-	})
-}
-
-// await reads until n verdicts in all have arrived.
-func (l *verdictLog) await(t *testing.T, n int) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for l.n < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d verdicts after 30s, want %d: %v", l.n, n, l.byID)
-		}
-		l.poll(t, time.Second)
-	}
-}
-
-// settle reads for d more and returns the verdict count: a duplicate would show up here.
-func (l *verdictLog) settle(t *testing.T, d time.Duration) int {
-	t.Helper()
-	for end := time.Now().Add(d); time.Now().Before(end); {
-		l.poll(t, time.Until(end))
-	}
-	return l.n
-}
-
 // produce writes an order.
 func (b *brokerService) produce(t *testing.T, o domain.Order) {
 	t.Helper()
@@ -418,13 +341,13 @@ func (b *brokerService) produce(t *testing.T, o domain.Order) {
 // judge produces an order and waits for its verdict. Orders of one product are played one at
 // a time because which one gets the last unit depends on their order, and orders keyed by id
 // spread over partitions that the service reads concurrently.
-func (l *verdictLog) judge(t *testing.T, b *brokerService, o domain.Order) domain.ValidationResult {
+func judge(t *testing.T, l *kafkatest.VerdictLog, b *brokerService, o domain.Order) domain.ValidationResult {
 	t.Helper()
 	b.produce(t, o)
-	l.await(t, l.n+1)
-	got := l.byID[o.ID]
+	l.Await(t, l.N+1)
+	got := l.ByID[o.ID]
 	if len(got) == 0 {
-		t.Fatalf("the next verdict was not for order %s: %v", o.ID, l.byID)
+		t.Fatalf("the next verdict was not for order %s: %v", o.ID, l.ByID)
 	}
 	return got[len(got)-1]
 }
@@ -436,7 +359,7 @@ func TestServiceOnBroker(t *testing.T) {
 	b.setStock(t, workedStock)
 	stop := b.start(t)
 	defer stop()
-	log := newVerdictLog(t, b)
+	log := kafkatest.NewVerdictLog(t, b.env, domain.InventoryCheck)
 
 	steps := []struct {
 		order domain.Order
@@ -450,7 +373,7 @@ func TestServiceOnBroker(t *testing.T) {
 		{workedCase[2].order, domain.Fail},
 	}
 	for _, s := range steps {
-		if got := log.judge(t, b, s.order); got != s.want {
+		if got := judge(t, log, b, s.order); got != s.want {
 			t.Errorf("order %s (%s ×%d): %s, want %s", s.order.ID, s.order.Product, s.order.Quantity, got, s.want)
 		}
 	}
@@ -459,7 +382,7 @@ func TestServiceOnBroker(t *testing.T) {
 	// The aggregator writes u1 back as FAILED: its 3 units return, so 75 fit again.
 	b.produce(t, failed(workedCase[0].order))
 	b.awaitReserved(t, map[domain.Product]int64{domain.Underpants: 0, domain.Jumpers: 1})
-	if got := log.judge(t, b, order("u2", domain.Underpants, 75)); got != domain.Pass {
+	if got := judge(t, log, b, order("u2", domain.Underpants, 75)); got != domain.Pass {
 		t.Fatalf("order u2 after the release: %s, want PASS", got)
 	}
 }
@@ -470,10 +393,10 @@ func TestServiceOnBroker(t *testing.T) {
 func TestRestartOnBroker(t *testing.T) {
 	b := newBrokerService(t)
 	b.setStock(t, workedStock)
-	log := newVerdictLog(t, b)
+	log := kafkatest.NewVerdictLog(t, b.env, domain.InventoryCheck)
 	stop := b.start(t)
 	for _, c := range workedCase {
-		if got := log.judge(t, b, c.order); got != c.want {
+		if got := judge(t, log, b, c.order); got != c.want {
 			t.Fatalf("order %s: %s, want %s", c.order.ID, got, c.want)
 		}
 	}
@@ -481,11 +404,11 @@ func TestRestartOnBroker(t *testing.T) {
 
 	stop = b.start(t)
 	// With the 3 reserved units forgotten, 73 would fit.
-	if got := log.judge(t, b, order("r1", domain.Underpants, 73)); got != domain.Fail {
+	if got := judge(t, log, b, order("r1", domain.Underpants, 73)); got != domain.Fail {
 		t.Fatalf("order r1 after restart: %s, want FAIL (3 of 75 reserved)", got)
 	}
-	if n := log.settle(t, time.Second); n != len(workedCase)+1 {
-		t.Fatalf("%d verdicts after restart, want %d (no re-validation): %v", n, len(workedCase)+1, log.byID)
+	if n := log.Settle(t, time.Second); n != len(workedCase)+1 {
+		t.Fatalf("%d verdicts after restart, want %d (no re-validation): %v", n, len(workedCase)+1, log.ByID)
 	}
 	stop()
 
@@ -505,15 +428,15 @@ func TestRestartOnBroker(t *testing.T) {
 	stop = b.start(t)
 	defer stop()
 	replayed := 2 * (len(workedCase) + 1)
-	log.await(t, replayed)
+	log.Await(t, replayed)
 	// Reserved twice, underpants would be at 6 and this would not fit.
-	if got := log.judge(t, b, order("r2", domain.Underpants, 72)); got != domain.Pass {
+	if got := judge(t, log, b, order("r2", domain.Underpants, 72)); got != domain.Pass {
 		t.Fatalf("order r2 after replay: %s, want PASS (3 of 75 reserved)", got)
 	}
-	if n := log.settle(t, 500*time.Millisecond); n != replayed+1 {
+	if n := log.Settle(t, 500*time.Millisecond); n != replayed+1 {
 		t.Fatalf("%d verdicts after replay, want %d", n, replayed+1)
 	}
-	for id, results := range log.byID {
+	for id, results := range log.ByID {
 		for _, r := range results {
 			if r != results[0] {
 				t.Errorf("order %s answered %v: a replay changed its verdict", id, results)
@@ -534,8 +457,8 @@ func TestPoisonRecordsOnBroker(t *testing.T) {
 	loop := b.topic(platform.LoopTopic(platform.GroupInventory))
 	b.env.Produce(t, b.topic(string(platform.TopicOrders)), "junk", []byte{0, 0, 0, 0})
 	b.env.Produce(t, loop, string(domain.Jumpers), []byte("{not json"))
-	log := newVerdictLog(t, b)
-	if got := log.judge(t, b, order("bad-row", domain.Jumpers, 1)); got != domain.Fail {
+	log := kafkatest.NewVerdictLog(t, b.env, domain.InventoryCheck)
+	if got := judge(t, log, b, order("bad-row", domain.Jumpers, 1)); got != domain.Fail {
 		t.Fatalf("order against an unusable stock row: %s, want FAIL", got)
 	}
 
@@ -543,7 +466,7 @@ func TestPoisonRecordsOnBroker(t *testing.T) {
 	// The corrected row reaches the join table a moment later; until then orders fail.
 	deadline := time.Now().Add(30 * time.Second)
 	for i := 0; ; i++ {
-		if log.judge(t, b, order(fmt.Sprintf("fixed-%d", i), domain.Jumpers, 1)) == domain.Pass {
+		if judge(t, log, b, order(fmt.Sprintf("fixed-%d", i), domain.Jumpers, 1)) == domain.Pass {
 			break
 		}
 		if time.Now().After(deadline) {
