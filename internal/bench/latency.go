@@ -46,6 +46,7 @@ func (r *runner) oneInFlight(ctx context.Context, base, config, prefix string, w
 		}
 		id := prefix + "-" + strconv.Itoa(i)
 		o := benchOrder(id, i)
+		r.posted++
 		octx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		start := time.Now()
 		err := r.client.post(octx, base, o)

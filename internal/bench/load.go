@@ -13,11 +13,14 @@ import (
 // Step is one open-loop throughput run at a target rate.
 type Step struct {
 	TargetRate float64 `json:"targetRate"` // orders started per second
-	DurationS  float64 `json:"durationS"`  // how long orders were started
-	Orders     int     `json:"orders"`
-	Validated  int     `json:"validated"`
-	Failed     int     `json:"failed"`
-	Errors     int     `json:"errors"`
+	// OrdersBefore counts the orders the benchmark had posted to this ecosystem before the
+	// step: the inventory service's cost per order grows with them.
+	OrdersBefore int     `json:"ordersBefore"`
+	DurationS    float64 `json:"durationS"` // how long orders were started
+	Orders       int     `json:"orders"`
+	Validated    int     `json:"validated"`
+	Failed       int     `json:"failed"`
+	Errors       int     `json:"errors"`
 	// AchievedRate is validated orders per second, from the first order's scheduled start to
 	// the last order's verdict.
 	AchievedRate float64 `json:"achievedRate"`
@@ -127,7 +130,8 @@ schedule:
 		return Step{}, fmt.Errorf("throughput step %.0f/s: %w", rate, err)
 	}
 
-	s := Step{TargetRate: rate, DurationS: d.Seconds(), Orders: n, Profiled: profile != nil}
+	s := Step{TargetRate: rate, OrdersBefore: r.posted, DurationS: d.Seconds(), Orders: n, Profiled: profile != nil}
+	r.posted += n
 	decided := latencies[:0:0]
 	for i, o := range outcomes {
 		switch o {

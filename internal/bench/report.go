@@ -57,8 +57,8 @@ func WriteTable(w io.Writer, res *Results) error {
 
 	if tp := res.Throughput; tp != nil {
 		_, _ = fmt.Fprintf(w, "\nThroughput, open loop (latency from each order's scheduled start to its verdict, ms; CPU in cores, RSS in MiB)\n")
-		p("| target/s\t achieved/s\t orders\t failed/errors\t p50\t p90\t p99\t p99.9\t max\t services CPU\t services RSS peak\t load gen CPU\t other CPU\t p99 ≤ %.0f ms\t", tp.P99LimitMs)
-		p("|---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t")
+		p("| target/s\t orders before\t achieved/s\t orders\t failed/errors\t p50\t p90\t p99\t p99.9\t max\t services CPU\t services RSS peak\t load gen CPU\t other CPU\t p99 ≤ %.0f ms\t", tp.P99LimitMs)
+		p("|---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t")
 		row := func(s Step, note string) {
 			cpu, rss, lg, other := "-", "-", "-", "-"
 			if r := s.Resources; r != nil {
@@ -66,8 +66,8 @@ func WriteTable(w io.Writer, res *Results) error {
 					fmt.Sprintf("%.2f", r.LoadgenCPUCores), fmt.Sprintf("%.2f", r.OtherCPUCores)
 			}
 			l := s.Latency
-			p("| %.0f%s\t %.0f\t %d\t %d/%d\t %.2f\t %.2f\t %.2f\t %.2f\t %.2f\t %s\t %s\t %s\t %s\t %s\t",
-				s.TargetRate, note, s.AchievedRate, s.Orders, s.Failed, s.Errors, l.P50Ms, l.P90Ms, l.P99Ms, l.P999Ms, l.MaxMs,
+			p("| %.0f%s\t %d\t %.0f\t %d\t %d/%d\t %.2f\t %.2f\t %.2f\t %.2f\t %.2f\t %s\t %s\t %s\t %s\t %s\t",
+				s.TargetRate, note, s.OrdersBefore, s.AchievedRate, s.Orders, s.Failed, s.Errors, l.P50Ms, l.P90Ms, l.P99Ms, l.P999Ms, l.MaxMs,
 				cpu, rss, lg, other, yesNo(s.Pass))
 		}
 		for _, s := range tp.Steps {
