@@ -105,6 +105,21 @@ func (p *Process) Wait(timeout time.Duration) int {
 	}
 }
 
+// Done is closed once the process has exited, by itself or by a signal. Wait cannot tell a
+// process killed by a signal from one still running: both report -1.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// ExitState says how the process ended, e.g. "exit status 1" or "signal: killed"; it is
+// empty while the process runs.
+func (p *Process) ExitState() string {
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.String()
+	default:
+		return ""
+	}
+}
+
 type syncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
