@@ -1,0 +1,489 @@
+package reliability
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/platform"
+	"github.com/ordersys/ecosystem/internal/platform/kafkatest"
+	"github.com/ordersys/ecosystem/internal/sampledata"
+)
+
+// modeEnv selects what the suite runs; see the package documentation.
+const modeEnv = "ORDERSYS_RELIABILITY"
+
+// mode is a value of modeEnv.
+type mode string
+
+const (
+	modeShort mode = "short"
+	modeFull  mode = "full"
+	modeSoak  mode = "soak"
+)
+
+// suiteMode returns the configured mode, and skips t unless it is one of runsIn.
+func suiteMode(t *testing.T, runsIn ...mode) mode {
+	t.Helper()
+	m := mode(os.Getenv(modeEnv))
+	switch m {
+	case "":
+		t.Skipf("fault-injection suite: set %s=short, full or soak to run it", modeEnv)
+	case modeShort, modeFull, modeSoak:
+	default:
+		t.Fatalf("%s=%q: want short, full or soak", modeEnv, m)
+	}
+	if testing.Short() {
+		t.Skip("fault-injection suite: not with -short")
+	}
+	if !slices.Contains(runsIn, m) {
+		t.Skipf("not part of %s=%s", modeEnv, m)
+	}
+	return m
+}
+
+// Service kinds, named like their binaries under cmd/.
+const (
+	kindOrders    = "orders"
+	kindDetails   = "details"
+	kindFraud     = "fraud"
+	kindInventory = "inventory"
+	kindEmail     = "email"
+)
+
+// serviceKinds lists the services of a full ecosystem, in the order scenario 1 kills them.
+var serviceKinds = []string{kindOrders, kindDetails, kindFraud, kindInventory, kindEmail}
+
+// binaryPaths builds every binary the suite runs (once per test process) and returns them by
+// name: the service kinds and "ecosystem", which runs the broker.
+func binaryPaths(t *testing.T) map[string]string {
+	t.Helper()
+	paths := map[string]string{}
+	for _, name := range append([]string{"ecosystem"}, serviceKinds...) {
+		paths[name] = kafkatest.BuildBinary(t, "./cmd/"+name)
+	}
+	return paths
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// brokerProcess is the broker as a process of its own: `ecosystem --broker-only` over a data
+// directory, so that it can be SIGKILLed and started again on the same port and data.
+type brokerProcess struct {
+	t       *testing.T
+	bin     string
+	addr    string
+	dataDir string
+	runs    []*kafkatest.Process
+}
+
+// readyBanner is what the ecosystem binary prints once the broker is up and provisioned.
+const readyBanner = "The order-management ecosystem is ready."
+
+func startBrokerProcess(t *testing.T, bin string, partitions int) *brokerProcess {
+	t.Helper()
+	b := &brokerProcess{t: t, bin: bin, addr: freeAddr(t), dataDir: t.TempDir()}
+	b.start(partitions)
+	return b
+}
+
+// start runs the broker and waits until it has provisioned the topics (idempotent on restart).
+func (b *brokerProcess) start(partitions int) {
+	b.t.Helper()
+	p := kafkatest.StartBinary(b.t, b.bin, nil,
+		"--broker-only", "--seed=false",
+		"--data-dir", b.dataDir,
+		"--broker-addr", b.addr,
+		"--partitions", strconv.Itoa(partitions))
+	b.runs = append(b.runs, p)
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(p.Output(), readyBanner) {
+		if exited(p, 50*time.Millisecond) {
+			b.t.Fatalf("broker ended (%s) before it was ready:\n%s", p.ExitState(), p.Output())
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("broker not ready after 60 s:\n%s", p.Output())
+		}
+	}
+}
+
+// kill sends SIGKILL and waits until the process is gone.
+func (b *brokerProcess) kill() {
+	b.t.Helper()
+	killProcess(b.t, "broker", b.runs[len(b.runs)-1])
+}
+
+func killProcess(t *testing.T, name string, p *kafkatest.Process) {
+	t.Helper()
+	if err := p.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("SIGKILL %s: %v", name, err)
+	}
+	if !exited(p, 10*time.Second) {
+		t.Fatalf("%s still running 10 s after SIGKILL", name)
+	}
+}
+
+// exited reports whether p ends within wait.
+func exited(p *kafkatest.Process, wait time.Duration) bool {
+	select {
+	case <-p.Done():
+		return true
+	default:
+	}
+	if wait <= 0 {
+		return false
+	}
+	select {
+	case <-p.Done():
+		return true
+	case <-time.After(wait):
+		return false
+	}
+}
+
+// service is one service instance: its binary, its configuration (environment variables) and
+// every run of it, so that output from runs that were killed stays available.
+type service struct {
+	name string // unique within a cluster, e.g. "orders-2"
+	kind string
+	bin  string
+	env  []string
+	// addr serves /readyz and /metrics: the REST address of Orders, the admin address of the
+	// others.
+	addr string
+	runs []*kafkatest.Process
+}
+
+func (s *service) url() string                 { return "http://" + s.addr }
+func (s *service) current() *kafkatest.Process { return s.runs[len(s.runs)-1] }
+
+// output is everything every run of the service printed.
+func (s *service) output() string {
+	var b strings.Builder
+	for _, p := range s.runs {
+		b.WriteString(p.Output())
+	}
+	return b.String()
+}
+
+// cluster is a broker process, the services started on it and a client for the test's own
+// reads and writes. Topic names carry no prefix: the broker is the test's own.
+type cluster struct {
+	t          *testing.T
+	bins       map[string]string
+	broker     *brokerProcess
+	partitions int
+	names      platform.Names
+	codecs     *platform.Codecs
+	client     *kgo.Client
+	admin      *kadm.Client
+	services   []*service
+}
+
+func newCluster(t *testing.T, partitions int) *cluster {
+	t.Helper()
+	bins := binaryPaths(t)
+	c := &cluster{t: t, bins: bins, partitions: partitions, codecs: platform.StaticCodecs()}
+	c.broker = startBrokerProcess(t, bins["ecosystem"], partitions)
+	cfg := platform.DefaultConfig()
+	cfg.Brokers = []string{c.broker.addr}
+	cfg.ClientID = "reliability-test"
+	cl, err := kgo.NewClient(platform.ClientOptions(cfg)...)
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	t.Cleanup(cl.Close)
+	c.client, c.admin = cl, kadm.NewClient(cl)
+	return c
+}
+
+// startService starts a service of kind with its own state directory and listen address;
+// extraEnv adds or overrides configuration.
+func (c *cluster) startService(kind, name string, extraEnv ...string) *service {
+	c.t.Helper()
+	s := &service{name: name, kind: kind, bin: c.bins[kind], addr: freeAddr(c.t)}
+	s.env = []string{
+		"KAFKA_BROKERS=" + c.broker.addr,
+		"STATE_DIR=" + filepath.Join(c.t.TempDir(), name),
+		"LOG_FORMAT=json",
+		"LOG_LEVEL=info",
+		"KAFKA_CLIENT_ID=" + name,
+	}
+	if kind == kindOrders {
+		s.env = append(s.env, "HTTP_ADDR="+s.addr, "INSTANCE="+name)
+	} else {
+		s.env = append(s.env, "ADMIN_ADDR="+s.addr)
+	}
+	s.env = append(s.env, extraEnv...)
+	c.services = append(c.services, s)
+	c.run(s)
+	return s
+}
+
+// startEcosystem starts one instance of every service.
+func (c *cluster) startEcosystem() map[string]*service {
+	c.t.Helper()
+	byKind := map[string]*service{}
+	for _, kind := range serviceKinds {
+		byKind[kind] = c.startService(kind, kind)
+	}
+	for _, s := range byKind {
+		c.waitReady(s, 90*time.Second)
+	}
+	return byKind
+}
+
+func (c *cluster) run(s *service) {
+	s.runs = append(s.runs, kafkatest.StartBinary(c.t, s.bin, s.env))
+}
+
+// kill SIGKILLs the service's current run.
+func (c *cluster) kill(s *service) {
+	c.t.Helper()
+	killProcess(c.t, s.name, s.current())
+}
+
+// restart starts the service again with the same configuration and state directory.
+func (c *cluster) restart(s *service) {
+	c.t.Helper()
+	c.run(s)
+}
+
+// ready reports whether the service answers /readyz with 200.
+func ready(s *service) bool {
+	cl := http.Client{Timeout: time.Second}
+	resp, err := cl.Get(s.url() + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// waitReady waits until the service is ready, failing early if its process exits.
+func (c *cluster) waitReady(s *service, timeout time.Duration) time.Duration {
+	c.t.Helper()
+	start := time.Now()
+	for !ready(s) {
+		if exited(s.current(), 100*time.Millisecond) {
+			c.t.Fatalf("%s ended (%s) while starting:\n%s", s.name, s.current().ExitState(), tail(s.current().Output(), 60))
+		}
+		if time.Since(start) > timeout {
+			c.t.Fatalf("%s not ready after %v:\n%s", s.name, timeout, tail(s.current().Output(), 40))
+		}
+	}
+	return time.Since(start)
+}
+
+// awaitReadyOrExit waits until the service is ready and reports true, or reports false as
+// soon as its process has ended. A service still neither after timeout fails the test.
+func (c *cluster) awaitReadyOrExit(s *service, timeout time.Duration) bool {
+	c.t.Helper()
+	start := time.Now()
+	for !ready(s) {
+		if exited(s.current(), 100*time.Millisecond) {
+			return false
+		}
+		if time.Since(start) > timeout {
+			c.t.Fatalf("%s neither ready nor ended after %v:\n%s", s.name, timeout, tail(s.current().Output(), 40))
+		}
+	}
+	return true
+}
+
+// exitReason is the error a binary logged when it gave up (service.Exit prints "error: ...").
+func exitReason(output string) string {
+	lines := strings.Split(output, "\n")
+	for i, line := range lines {
+		if strings.HasPrefix(line, "error: ") {
+			return strings.Join(lines[i:], " ")
+		}
+	}
+	return tail(output, 5)
+}
+
+// checkAlive fails the test for every service whose current run has exited: nothing the
+// scenarios inject, except the SIGKILLs they send themselves, may stop a service.
+func (c *cluster) checkAlive() {
+	c.t.Helper()
+	for _, s := range c.services {
+		if exited(s.current(), 0) {
+			c.t.Errorf("%s ended by itself (%s):\n%s", s.name, s.current().ExitState(), tail(s.current().Output(), 60))
+		}
+	}
+	for _, s := range c.services {
+		for i, p := range s.runs {
+			if out := p.Output(); strings.Contains(out, "panic:") || strings.Contains(out, "fatal error:") {
+				c.t.Errorf("%s run %d panicked:\n%s", s.name, i+1, tail(out, 60))
+			}
+		}
+	}
+}
+
+// tail returns the last n lines of text.
+func tail(text string, n int) string {
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// sampleStock is the warehouse stock of the load scenarios: plenty of underpants, and few
+// enough jumpers and stockings that they run out mid-run, so orders both pass and fail the
+// inventory check and reservations of FAILED orders are released.
+func sampleStock(jumpers, stockings int32) map[domain.Product]int32 {
+	return map[domain.Product]int32{domain.Underpants: 1_000_000, domain.Jumpers: jumpers, domain.Stockings: stockings}
+}
+
+// extraCustomers are customers beyond the sample ones, so that the fraud limit is reached by
+// some customers and not by all. Their levels cycle through the four level topics.
+func extraCustomers(n int) []domain.Customer {
+	levels := []string{"platinum", "gold", "silver", "bronze"}
+	out := make([]domain.Customer, n)
+	for i := range out {
+		id := int64(100 + i)
+		out[i] = domain.Customer{ID: id, FirstName: "Test", LastName: fmt.Sprintf("Customer %d", id),
+			Email: fmt.Sprintf("customer-%d@example.test", id), Address: "1 test street", Level: levels[i%len(levels)]}
+	}
+	return out
+}
+
+// seed writes stock and customers and returns the ids of the customers that exist.
+func (c *cluster) seed(stock map[domain.Product]int32) []int64 {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := sampledata.SetStock(ctx, c.client, c.names, stock); err != nil {
+		c.t.Fatal(err)
+	}
+	customers := append(sampledata.SampleCustomers(), extraCustomers(200)...)
+	if err := sampledata.ProduceCustomers(ctx, c.client, c.names, customers); err != nil {
+		c.t.Fatal(err)
+	}
+	ids := make([]int64, len(customers))
+	for i, cu := range customers {
+		ids[i] = cu.ID
+	}
+	return ids
+}
+
+// readTopic returns every record topic holds now, in partition and offset order.
+func (c *cluster) readTopic(topic string) []*kgo.Record {
+	c.t.Helper()
+	recs, err := readTopic(c.client, c.admin, topic)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return recs
+}
+
+// readTopic reads topic from the start of every partition up to the end offsets listed when
+// it is called.
+func readTopic(base *kgo.Client, admin *kadm.Client, topic string) ([]*kgo.Record, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ends, err := admin.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: end offsets: %w", topic, err)
+	}
+	if err := ends.Error(); err != nil {
+		return nil, fmt.Errorf("read %s: end offsets: %w", topic, err)
+	}
+	want := map[int32]int64{} // partition → end offset still to reach
+	partitions := map[int32]kgo.Offset{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+			partitions[o.Partition] = kgo.NewOffset().AtStart()
+		}
+	})
+	if len(want) == 0 {
+		return nil, nil
+	}
+	opts := base.Opts()
+	opts = append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: partitions}))
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: client: %w", topic, err)
+	}
+	defer cl.Close()
+	byPartition := map[int32][]*kgo.Record{}
+	for len(want) > 0 {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("read %s: timed out with partitions %v unread", topic, want)
+		}
+		var fetchErr error
+		fetches.EachError(func(_ string, p int32, err error) { fetchErr = fmt.Errorf("read %s/%d: %w", topic, p, err) })
+		if fetchErr != nil {
+			return nil, fetchErr
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			byPartition[r.Partition] = append(byPartition[r.Partition], r)
+			if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
+				delete(want, r.Partition)
+			}
+		})
+	}
+	order := slices.Sorted(maps.Keys(byPartition))
+	var out []*kgo.Record
+	for _, p := range order {
+		out = append(out, byPartition[p]...)
+	}
+	return out, nil
+}
+
+// scrapeMetrics reads a service's /metrics into "name{labels}" → value.
+func scrapeMetrics(s *service) (map[string]float64, error) {
+	cl := http.Client{Timeout: 5 * time.Second}
+	resp, err := cl.Get(s.url() + "/metrics")
+	if err != nil {
+		return nil, fmt.Errorf("scrape %s: %w", s.name, err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("scrape %s: %w", s.name, err)
+	}
+	return out, nil
+}
