@@ -273,7 +273,7 @@ func (r *runner) run(ctx context.Context, res *Results) error {
 	logf(r.cfg.Logs, "latency: p50 %.2f ms, p99 %.2f ms", lat.EndToEnd.P50Ms, lat.EndToEnd.P99Ms)
 
 	logf(r.cfg.Logs, "floor: %d records through the broker alone", r.cfg.FloorRecords)
-	floor, err := measureFloor(ctx, svc.kafka, r.runID, r.cfg.Warmup, r.cfg.FloorRecords)
+	floor, err := r.measureFloor(ctx, svc.kafka, r.cfg.Warmup, r.cfg.FloorRecords)
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}

@@ -28,6 +28,8 @@ type OneInFlight struct {
 	EndToEnd Latency `json:"endToEnd"`
 	// Post is the POST alone: until the order is written to Kafka with acks=all.
 	Post Latency `json:"post"`
+	// Resources used during the measured orders; nil when they could not be read.
+	Resources *Resources `json:"resources,omitempty"`
 }
 
 // maxConsecutiveErrors ends a one-at-a-time run whose services are evidently gone.
@@ -40,7 +42,12 @@ func (r *runner) oneInFlight(ctx context.Context, base, config, prefix string, w
 	total := make([]time.Duration, 0, n)
 	post := make([]time.Duration, 0, n)
 	consecutive := 0
+	var mon *resourceMonitor
+	var monErr error
 	for i := range warmup + n {
+		if i == warmup {
+			mon, monErr = r.startMonitor()
+		}
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("one in flight: %w", err)
 		}
@@ -82,6 +89,7 @@ func (r *runner) oneInFlight(ctx context.Context, base, config, prefix string, w
 			post = append(post, posted)
 		}
 	}
+	res.Resources = r.finishMonitor(mon, monErr)
 	res.EndToEnd = summarize(total)
 	res.Post = summarize(post)
 	return res, nil
@@ -95,10 +103,13 @@ type Floor struct {
 	Records int `json:"records"`
 	// RoundTrip runs from handing the record to the producer to the consumer receiving it.
 	RoundTrip Latency `json:"roundTrip"`
+	// Resources used during the measured records; nil when they could not be read.
+	Resources *Resources `json:"resources,omitempty"`
 }
 
 // measureFloor measures Floor on a topic of its own, deleted afterwards.
-func measureFloor(ctx context.Context, kcfg platform.Config, runID string, warmup, n int) (_ Floor, err error) {
+func (r *runner) measureFloor(ctx context.Context, kcfg platform.Config, warmup, n int) (_ Floor, err error) {
+	runID := r.runID
 	res := Floor{Warmup: warmup, Records: n}
 	topic := kcfg.Names().Topic("bench-floor-" + runID)
 	producer, err := kgo.NewClient(platform.ClientOptions(kcfg)...)
@@ -129,7 +140,12 @@ func measureFloor(ctx context.Context, kcfg platform.Config, runID string, warmu
 	defer consumer.Close()
 
 	rtts := make([]time.Duration, 0, n)
+	var mon *resourceMonitor
+	var monErr error
 	for i := range warmup + n {
+		if i == warmup {
+			mon, monErr = r.startMonitor()
+		}
 		want := strconv.Itoa(i)
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		acked := make(chan error, 1)
@@ -147,6 +163,7 @@ func measureFloor(ctx context.Context, kcfg platform.Config, runID string, warmu
 			rtts = append(rtts, rtt)
 		}
 	}
+	res.Resources = r.finishMonitor(mon, monErr)
 	res.RoundTrip = summarize(rtts)
 	return res, nil
 }

@@ -30,26 +30,27 @@ func WriteTable(w io.Writer, res *Results) error {
 	_, _ = fmt.Fprintf(w, "Services: %s; %d partitions per topic. Run took %.0f s.\n\n", res.Services, res.Partitions, res.DurationS)
 
 	_, _ = fmt.Fprintln(w, "Latency, one order in flight: POST /v1/orders, then GET /v1/orders/{id}/validated (ms)")
-	p("| case\t n\t p50\t p90\t p99\t p99.9\t max\t failed/errors\t")
-	p("|---\t---\t---\t---\t---\t---\t---\t---\t")
-	latRow := func(name string, l Latency, bad string) {
-		p("| %s\t %d\t %.2f\t %.2f\t %.2f\t %.2f\t %.2f\t %s\t", name, l.Count, l.P50Ms, l.P90Ms, l.P99Ms, l.P999Ms, l.MaxMs, bad)
+	p("| case\t n\t p50\t p90\t p99\t p99.9\t max\t failed/errors\t services CPU\t load gen CPU\t other CPU\t")
+	p("|---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t")
+	latRow := func(name string, l Latency, bad string, r *Resources) {
+		cpu, lg, other := resourceCells(r)
+		p("| %s\t %d\t %.2f\t %.2f\t %.2f\t %.2f\t %.2f\t %s\t %s\t %s\t %s\t", name, l.Count, l.P50Ms, l.P90Ms, l.P99Ms, l.P999Ms, l.MaxMs, bad, cpu, lg, other)
 	}
 	if l := res.Latency; l != nil {
-		latRow("tuned (flush 0): POST + GET validated", l.EndToEnd, fmt.Sprintf("%d/%d", l.Failed, l.Errors))
-		latRow("tuned: POST alone (acks=all)", l.Post, "")
+		latRow("tuned (flush 0): POST + GET validated", l.EndToEnd, fmt.Sprintf("%d/%d", l.Failed, l.Errors), l.Resources)
+		latRow("tuned: POST alone (acks=all)", l.Post, "", nil)
 	}
 	if f := res.Floor; f != nil {
-		latRow("floor: franz-go produce → consume", f.RoundTrip, "")
+		latRow("floor: franz-go produce → consume", f.RoundTrip, "", f.Resources)
 	}
 	if q := res.RatioToFloor; q != nil {
-		p("| ratio tuned / floor\t \t ×%.1f\t \t ×%.1f\t \t \t \t", q.P50, q.P99)
+		p("| ratio tuned / floor\t \t ×%.1f\t \t ×%.1f\t \t \t \t \t \t \t", q.P50, q.P99)
 	}
 	if l := res.Naive; l != nil {
-		latRow("goka defaults (flush 100 ms): POST + GET validated", l.EndToEnd, fmt.Sprintf("%d/%d", l.Failed, l.Errors))
-		latRow("goka defaults: POST alone", l.Post, "")
+		latRow("goka defaults (flush 100 ms): POST + GET validated", l.EndToEnd, fmt.Sprintf("%d/%d", l.Failed, l.Errors), l.Resources)
+		latRow("goka defaults: POST alone", l.Post, "", nil)
 	} else if res.NaiveSkipped != "" {
-		p("| goka defaults: skipped (%s)\t \t \t \t \t \t \t \t", res.NaiveSkipped)
+		p("| goka defaults: skipped (%s)\t \t \t \t \t \t \t \t \t \t \t", res.NaiveSkipped)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write table: %w", err)
@@ -60,10 +61,10 @@ func WriteTable(w io.Writer, res *Results) error {
 		p("| target/s\t orders before\t achieved/s\t orders\t failed/errors\t p50\t p90\t p99\t p99.9\t max\t services CPU\t services RSS peak\t load gen CPU\t other CPU\t p99 ≤ %.0f ms\t", tp.P99LimitMs)
 		p("|---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t")
 		row := func(s Step, note string) {
-			cpu, rss, lg, other := "-", "-", "-", "-"
+			cpu, lg, other := resourceCells(s.Resources)
+			rss := "-"
 			if r := s.Resources; r != nil {
-				cpu, rss, lg, other = fmt.Sprintf("%.2f", r.ServicesCPUCores), fmt.Sprintf("%.0f", r.ServicesRSSPeakMiB),
-					fmt.Sprintf("%.2f", r.LoadgenCPUCores), fmt.Sprintf("%.2f", r.OtherCPUCores)
+				rss = fmt.Sprintf("%.0f", r.ServicesRSSPeakMiB)
 			}
 			l := s.Latency
 			p("| %.0f%s\t %d\t %.0f\t %d\t %d/%d\t %.2f\t %.2f\t %.2f\t %.2f\t %.2f\t %s\t %s\t %s\t %s\t %s\t",
@@ -91,10 +92,7 @@ func WriteTable(w io.Writer, res *Results) error {
 			if rd.ForwardedFraction != nil {
 				fwd = fmt.Sprintf("%.0f%%", *rd.ForwardedFraction*100)
 			}
-			cpu, lg, other := "-", "-", "-"
-			if r := rd.Resources; r != nil {
-				cpu, lg, other = fmt.Sprintf("%.2f", r.ServicesCPUCores), fmt.Sprintf("%.2f", r.LoadgenCPUCores), fmt.Sprintf("%.2f", r.OtherCPUCores)
-			}
+			cpu, lg, other := resourceCells(rd.Resources)
 			l := rd.Latency
 			p("| %d\t %d\t %.0f\t %d\t %.3f\t %.3f\t %.3f\t %.3f\t %.3f\t %s\t %s\t %s\t %s\t",
 				rd.Instances, rd.Clients, rd.RatePerS, rd.Errors, l.P50Ms, l.P90Ms, l.P99Ms, l.P999Ms, l.MaxMs, fwd, cpu, lg, other)
@@ -116,6 +114,14 @@ func WriteTable(w io.Writer, res *Results) error {
 		}
 	}
 	return nil
+}
+
+// resourceCells formats the CPU figures of a window, "-" when not measured.
+func resourceCells(r *Resources) (services, loadgen, other string) {
+	if r == nil {
+		return "-", "-", "-"
+	}
+	return fmt.Sprintf("%.2f", r.ServicesCPUCores), fmt.Sprintf("%.2f", r.LoadgenCPUCores), fmt.Sprintf("%.2f", r.OtherCPUCores)
 }
 
 func yesNo(b bool) string {

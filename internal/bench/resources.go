@@ -17,9 +17,13 @@ import (
 // 100 on every Linux architecture Go supports; Go has no sysconf to ask.
 const clockTicks = 100
 
+// minWindow is the shortest window whose CPU figures are reported: /proc counts CPU time in
+// 10 ms ticks, so shorter windows would report noise.
+const minWindow = 250 * time.Millisecond
+
 // Resources is what the services and the load generator used during one measured window.
 type Resources struct {
-	// ServicesCPUCores is the services process's CPU time (user+system, all threads, from
+	// ServicesCPUCores is the services processes' CPU time (user+system, all threads, from
 	// /proc/<pid>/stat) divided by the wall time: 1.0 is one core busy all the time.
 	ServicesCPUCores float64 `json:"servicesCpuCores"`
 	// ServicesRSSPeakMiB is the highest resident set (VmRSS of /proc/<pid>/status) sampled
@@ -97,6 +101,9 @@ func (m *resourceMonitor) finish() (Resources, error) {
 		return Resources{}, m.err
 	}
 	wall := time.Since(m.start).Seconds()
+	if wall < minWindow.Seconds() {
+		return Resources{}, fmt.Errorf("a %.0f ms window is too short for CPU times counted in %d ms ticks", wall*1000, 1000/clockTicks)
+	}
 	cores := func(d time.Duration) float64 { return round2(d.Seconds() / wall) }
 	r := Resources{
 		ServicesCPUCores: cores(t1.services - m.t0.services),
