@@ -76,9 +76,12 @@ func (c *cluster) collectAudit(emailServices ...*service) *audit {
 		}
 		a.verdicts[v.OrderID][v.CheckType] = append(a.verdicts[v.OrderID][v.CheckType], v.ValidationResult)
 	}
-	for _, r := range c.readTopic(c.names.Topic(string(platform.GroupInventory) + "-table")) {
+	products := make([]string, len(domain.Products))
+	for i, p := range domain.Products {
+		products[i] = string(p)
+	}
+	for key, r := range c.readLatest(c.names.Topic(string(platform.GroupInventory)+"-table"), products) {
 		if r.Value == nil {
-			delete(a.reserved, domain.Product(r.Key))
 			continue
 		}
 		var rs inventory.ReservedStock
@@ -86,7 +89,7 @@ func (c *cluster) collectAudit(emailServices ...*service) *audit {
 			a.undecodable++
 			continue
 		}
-		a.reserved[domain.Product(r.Key)] = rs
+		a.reserved[domain.Product(key)] = rs
 	}
 	for level := range platform.LevelTopics {
 		topic, _ := c.names.LevelTopic(level)

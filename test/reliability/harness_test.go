@@ -395,24 +395,27 @@ func (c *cluster) seed(stock map[domain.Product]int32) []int64 {
 // readTopic returns every record topic holds now, in partition and offset order.
 func (c *cluster) readTopic(topic string) []*kgo.Record {
 	c.t.Helper()
-	recs, err := readTopic(c.client, c.admin, topic)
-	if err != nil {
-		c.t.Fatal(err)
+	byPartition := map[int32][]*kgo.Record{}
+	c.scanTopic(topic, func(r *kgo.Record) { byPartition[r.Partition] = append(byPartition[r.Partition], r) })
+	var out []*kgo.Record
+	for _, p := range slices.Sorted(maps.Keys(byPartition)) {
+		out = append(out, byPartition[p]...)
 	}
-	return recs
+	return out
 }
 
-// readTopic reads topic from the start of every partition up to the end offsets listed when
-// it is called.
-func readTopic(base *kgo.Client, admin *kadm.Client, topic string) ([]*kgo.Record, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+// scanTopic calls fn for every record topic holds now: each partition from its start up to
+// the end offset listed when scanTopic is called, in offset order within a partition.
+func (c *cluster) scanTopic(topic string, fn func(*kgo.Record)) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	ends, err := admin.ListEndOffsets(ctx, topic)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: end offsets: %w", topic, err)
+	ends, err := c.admin.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
 	}
-	if err := ends.Error(); err != nil {
-		return nil, fmt.Errorf("read %s: end offsets: %w", topic, err)
+	if err != nil {
+		c.t.Fatalf("read %s: end offsets: %v", topic, err)
 	}
 	want := map[int32]int64{} // partition → end offset still to reach
 	partitions := map[int32]kgo.Offset{}
@@ -423,39 +426,99 @@ func readTopic(base *kgo.Client, admin *kadm.Client, topic string) ([]*kgo.Recor
 		}
 	})
 	if len(want) == 0 {
-		return nil, nil
+		return
 	}
-	opts := base.Opts()
-	opts = append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: partitions}))
+	opts := append(c.client.Opts(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: partitions}))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: client: %w", topic, err)
+		c.t.Fatalf("read %s: client: %v", topic, err)
 	}
 	defer cl.Close()
-	byPartition := map[int32][]*kgo.Record{}
 	for len(want) > 0 {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("read %s: timed out with partitions %v unread", topic, want)
+			c.t.Fatalf("read %s: timed out with partitions %v unread", topic, want)
 		}
-		var fetchErr error
-		fetches.EachError(func(_ string, p int32, err error) { fetchErr = fmt.Errorf("read %s/%d: %w", topic, p, err) })
-		if fetchErr != nil {
-			return nil, fetchErr
-		}
+		fetches.EachError(func(_ string, p int32, err error) { c.t.Fatalf("read %s/%d: %v", topic, p, err) })
 		fetches.EachRecord(func(r *kgo.Record) {
-			byPartition[r.Partition] = append(byPartition[r.Partition], r)
-			if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
+			end, ok := want[r.Partition]
+			if !ok || r.Offset >= end {
+				return
+			}
+			fn(r)
+			if r.Offset+1 >= end {
 				delete(want, r.Partition)
 			}
 		})
 	}
-	order := slices.Sorted(maps.Keys(byPartition))
-	var out []*kgo.Record
-	for _, p := range order {
-		out = append(out, byPartition[p]...)
+}
+
+// readLatest returns the last record of each key in a keyed topic (a table), reading each
+// key's partition backwards from its end in growing windows. Tables whose values are large
+// (the inventory service's, see docs/reliability.md) would take minutes to read whole.
+func (c *cluster) readLatest(topic string, keys []string) map[string]*kgo.Record {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ends, err := c.admin.ListEndOffsets(ctx, topic)
+	if err != nil || ends.Error() != nil {
+		c.t.Fatalf("read latest of %s: end offsets: %v %v", topic, err, ends.Error())
 	}
-	return out, nil
+	byPartition := map[int32][]string{}
+	for _, k := range keys {
+		p := platform.PartitionFor(k, int32(c.partitions))
+		byPartition[p] = append(byPartition[p], k)
+	}
+	latest := map[string]*kgo.Record{}
+	for p, wanted := range byPartition {
+		end, ok := ends.Lookup(topic, p)
+		if !ok || end.Offset == 0 {
+			continue
+		}
+		for window := int64(16); ; window *= 4 {
+			from := max(end.Offset-window, 0)
+			found := c.readRange(ctx, topic, p, from, end.Offset)
+			missing := 0
+			for _, k := range wanted {
+				if r, ok := found[k]; ok {
+					latest[k] = r
+				} else {
+					missing++
+				}
+			}
+			if missing == 0 || from == 0 {
+				break
+			}
+		}
+	}
+	return latest
+}
+
+// readRange reads partition p of topic from offset from up to end and returns the last
+// record of each key.
+func (c *cluster) readRange(ctx context.Context, topic string, p int32, from, end int64) map[string]*kgo.Record {
+	c.t.Helper()
+	opts := append(c.client.Opts(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().At(from)}}))
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		c.t.Fatalf("read %s/%d: %v", topic, p, err)
+	}
+	defer cl.Close()
+	last := map[string]*kgo.Record{}
+	for next := from; next < end; {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			c.t.Fatalf("read %s/%d: timed out at offset %d of %d", topic, p, next, end)
+		}
+		fetches.EachError(func(_ string, _ int32, err error) { c.t.Fatalf("read %s/%d: %v", topic, p, err) })
+		fetches.EachRecord(func(r *kgo.Record) {
+			if r.Offset < end {
+				last[string(r.Key)] = r
+			}
+			next = r.Offset + 1
+		})
+	}
+	return last
 }
 
 // scrapeMetrics reads a service's /metrics into "name{labels}" → value.

@@ -73,6 +73,10 @@ type placement struct {
 	paid   bool // its payment was written
 	at     time.Time
 	took   time.Duration
+	// readStatus is the status of the read-back GET of /validated, when the load reads back,
+	// and readTook how long from the POST until the order was decided.
+	readStatus int
+	readTook   time.Duration
 }
 
 func (p *placement) accepted() bool { return p.status == http.StatusCreated }
@@ -87,6 +91,9 @@ type loadClient struct {
 	prefix      string
 	http        *http.Client
 	postTimeout time.Duration
+	// readBack makes every accepted order be read back with GET /validated, as the
+	// reference's order tool reads its orders back, so that long-polls are exercised too.
+	readBack bool
 
 	mu     sync.Mutex
 	placed []*placement
@@ -97,9 +104,14 @@ type loadClient struct {
 
 // startLoad starts posting rate orders per second, round-robin over urls, until stop.
 func (c *cluster) startLoad(urls []string, rate float64, prefix string, mix *orderMix) *loadClient {
+	return c.startLoadReading(urls, rate, prefix, mix, false)
+}
+
+// startLoadReading is startLoad that also reads every accepted order back when readBack is set.
+func (c *cluster) startLoadReading(urls []string, rate float64, prefix string, mix *orderMix, readBack bool) *loadClient {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &loadClient{
-		c: c, urls: urls, mix: mix, prefix: prefix,
+		c: c, urls: urls, mix: mix, prefix: prefix, readBack: readBack,
 		http:        &http.Client{Timeout: 30 * time.Second},
 		postTimeout: 5 * time.Second,
 		cancel:      cancel,
@@ -169,6 +181,17 @@ func (l *loadClient) place(o domain.Order, pay bool, via string) *placement {
 			return p
 		}
 		p.paid = true
+	}
+	if l.readBack {
+		resp, err := l.http.Get(fmt.Sprintf("%s/v1/orders/%s/validated?timeout=10000", via, o.ID))
+		if err != nil {
+			p.err = err.Error()
+			return p
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		p.readStatus = resp.StatusCode
+		p.readTook = time.Since(p.at)
 	}
 	return p
 }
