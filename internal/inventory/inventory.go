@@ -4,24 +4,26 @@
 // when stock − reserved − quantity ≥ 0, FAIL otherwise or when the product has no stock row.
 // When the validations aggregator writes an order back as FAILED, its reservation is released.
 //
-// It is a goka processor in two steps. Orders arrive keyed by order id; each CREATED or FAILED
-// order is re-keyed by product name onto the group's loopback topic, which is copartitioned
-// with `warehouse-inventory`. There one callback per product key joins the stock row, reads
-// and updates the product's ReservedStock (the group-table value) and emits the verdict, so
-// check, reserve and emit are one step that no other order of the product can interleave.
+// It is one goka processor over two kinds of key in its group table:
 //
-// goka delivers at least once. Each product's state keeps an entry per order id — its
-// verdict, the units it reserved, whether they were released — so a redelivered order never
-// reserves twice and gets its first verdict again (which also repairs a verdict lost in a
-// crash), and a redelivered FAILED order never releases twice. Entries are kept for
-// ReservationRetention of event time, then dropped, their units staying in the total; this
-// bounds the state. The event time is the timestamp of the `orders` record; goka stamps
-// loopback records with their produce time, so it travels inside the loopback payload.
+//   - An order's key (records of `orders`): a small OrderEntry from CREATED until the order's
+//     final state, then deleted. A CREATED order is sent as a ReserveRequest to its product's
+//     key on the group's loopback topic (copartitioned with `warehouse-inventory`); the verdict
+//     comes back as a VerdictRecord. A redelivered CREATED gets its stored verdict again; a
+//     FAILED order sends its units back in a ReleaseRequest.
+//   - A product's key: its ReservedStock, whose size does not grow with the orders seen. One
+//     callback joins the stock row, checks, reserves and emits the verdict, so no other order of
+//     the product can interleave. A request redelivered after a crash (before the order's entry
+//     was stored) is recognised by its source record's offset and changes nothing.
+//
+// The reference kept a count per product only; the first version of this service kept every
+// order of the last day in the product's value, which grew until it passed Kafka's message
+// size limit and cost most of the service's CPU in re-encoding. Per-order facts live under the
+// order's own key instead.
 package inventory
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 
@@ -40,91 +42,134 @@ type Config = service.ProcessorConfig
 // DefaultConfig returns the defaults (admin port :9103).
 func DefaultConfig() Config { return service.NewProcessorConfig(":9103") }
 
-// OrderHop is an order on its way from `orders` to its product's key on the loopback topic:
-// what the product's callback needs, and the event time that the loopback record's own
-// timestamp would lose. CREATED reserves, FAILED releases. The price is left out: it plays no
-// part here, and a NaN price could not be written as JSON.
-type OrderHop struct {
-	OrderID     string            `json:"orderId"`
-	State       domain.OrderState `json:"state"`
-	Quantity    int32             `json:"quantity"`
-	EventTimeMs int64             `json:"eventTimeMs"`
-}
-
-// hopCodec encodes loopback records. The loop edge itself is declared with codec.Bytes so that
+// loopCodec encodes loopback records. The loop edge itself is declared with codec.Bytes so that
 // a record that does not decode is dead-lettered instead of stopping the processor.
-var hopCodec platform.JSONCodec[OrderHop]
+var loopCodec platform.JSONCodec[LoopMessage]
 
-// Validate refuses loopback records that carry no usable order, so platform.Decode
-// dead-letters them rather than acting on them.
-func (hop OrderHop) Validate() error {
-	switch {
-	case hop.OrderID == "":
-		return errors.New("inventory loopback record: no order id")
-	case hop.State != domain.OrderCreated && hop.State != domain.OrderFailed:
-		return fmt.Errorf("inventory loopback record: state %q is neither CREATED nor FAILED", hop.State)
-	}
-	return nil
-}
+// tableCodec encodes the group-table values.
+var tableCodec platform.JSONCodec[TableValue]
 
-// Graph is the processor's topology: orders in, re-keyed by product through the loopback
-// topic, stock joined from warehouse-inventory, reserved stock in the group table, verdicts
-// out, undecodable records to the dead-letter topic.
+// Graph is the processor's topology: orders in, requests to products and verdicts back to
+// orders through the loopback topic, stock joined from warehouse-inventory, state in the group
+// table, verdicts out, undecodable records to the dead-letter topic.
 func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
-	validations := n.Stream(platform.TopicOrderValidations)
-	stockTable := n.Table(platform.TopicWarehouseInventory)
+	p := processing{validations: n.Stream(platform.TopicOrderValidations), stock: n.Table(platform.TopicWarehouseInventory)}
 	return goka.DefineGroup(n.Group(platform.GroupInventory),
-		goka.Input(n.Stream(platform.TopicOrders), new(codec.Bytes), platform.Decode(n, codecs.Order,
-			func(ctx goka.Context, o domain.Order) {
-				if o.State != domain.OrderCreated && o.State != domain.OrderFailed {
-					return
-				}
-				payload, err := hopCodec.Encode(OrderHop{
-					OrderID:     o.ID,
-					State:       o.State,
-					Quantity:    o.Quantity,
-					EventTimeMs: ctx.Timestamp().UnixMilli(),
-				})
-				if err != nil {
-					ctx.Fail(fmt.Errorf("inventory: encode loopback record of order %s: %w", o.ID, err))
-				}
-				ctx.Loopback(string(o.Product), payload)
-			})),
-		goka.Loop(new(codec.Bytes), platform.Decode(n, hopCodec,
-			func(ctx goka.Context, hop OrderHop) {
-				reserved, _ := ctx.Value().(*ReservedStock)
-				if reserved == nil {
-					reserved = &ReservedStock{}
-				}
-				if hop.State == domain.OrderFailed {
-					if reserved.Release(hop.OrderID, hop.EventTimeMs) {
-						ctx.SetValue(reserved)
-					}
-					return
-				}
-				outcome := reserved.Reserve(hop.OrderID, hop.EventTimeMs, hop.Quantity, stockOf(ctx, stockTable))
-				if outcome.Late {
-					slog.Warn("order older than the reservation retention failed without reserving",
-						slog.String("order_id", hop.OrderID),
-						slog.String("product", ctx.Key()),
-						slog.Int64("event_time_ms", hop.EventTimeMs),
-						slog.Int64("product_latest_event_time_ms", reserved.LatestEventMs))
-				}
-				if outcome.Changed() {
-					ctx.SetValue(reserved)
-				}
-				ctx.Emit(validations, hop.OrderID, domain.OrderValidation{
-					OrderID:          hop.OrderID,
-					CheckType:        domain.InventoryCheck,
-					ValidationResult: outcome.Result,
-				})
-				metrics.Verdicts.WithLabelValues(string(domain.InventoryCheck), string(outcome.Result)).Inc()
-			})),
-		goka.Join(stockTable, new(codec.Bytes)),
-		goka.Persist(platform.JSONCodec[ReservedStock]{}),
-		goka.Output(validations, codecs.OrderValidation),
+		goka.Input(n.Stream(platform.TopicOrders), new(codec.Bytes), platform.Decode(n, codecs.Order, p.order)),
+		goka.Loop(new(codec.Bytes), platform.Decode(n, loopCodec, p.loop)),
+		goka.Join(p.stock, new(codec.Bytes)),
+		goka.Persist(tableCodec),
+		goka.Output(p.validations, codecs.OrderValidation),
 		platform.DeadLetterEdge(n),
 	)
+}
+
+type processing struct {
+	validations goka.Stream
+	stock       goka.Table
+}
+
+func load(ctx goka.Context) *TableValue {
+	if v, ok := ctx.Value().(*TableValue); ok && v != nil {
+		return v
+	}
+	return &TableValue{}
+}
+
+// store writes the key's value, or deletes the key when nothing is left in it.
+func store(ctx goka.Context, v *TableValue) {
+	if v.empty() {
+		ctx.Delete()
+		return
+	}
+	ctx.SetValue(v)
+}
+
+func loopback(ctx goka.Context, key string, m LoopMessage) {
+	b, err := loopCodec.Encode(m)
+	if err != nil {
+		ctx.Fail(fmt.Errorf("inventory: encode loopback record for %s: %w", key, err))
+	}
+	ctx.Loopback(key, b)
+}
+
+// order handles a record of `orders`, keyed by order id.
+func (p processing) order(ctx goka.Context, o domain.Order) {
+	v := load(ctx)
+	switch o.State {
+	case domain.OrderCreated:
+		if v.Order != nil {
+			// Redelivered: answer as the first time, or let the pending answer arrive.
+			if v.Order.Result != "" {
+				p.emitVerdict(ctx, o.ID, v.Order.Result)
+			}
+			return
+		}
+		v.Order = &OrderEntry{Product: o.Product}
+		store(ctx, v)
+		loopback(ctx, string(o.Product), LoopMessage{Reserve: &ReserveRequest{OrderID: o.ID, Quantity: o.Quantity, Source: sourceOf(ctx)}})
+	case domain.OrderValidated, domain.OrderFailed:
+		switch {
+		case v.Order == nil:
+			// Not judged here, or already finished.
+		case v.Order.Result == "":
+			v.Order.Final = o.State // the verdict is still on its way; finish when it arrives
+			store(ctx, v)
+		default:
+			finish(ctx, v, o.ID, o.State)
+		}
+	}
+}
+
+// finish ends an order's entry: a FAILED order gives its units back first.
+func finish(ctx goka.Context, v *TableValue, orderID string, final domain.OrderState) {
+	if final == domain.OrderFailed && v.Order.Reserved > 0 {
+		loopback(ctx, string(v.Order.Product), LoopMessage{Release: &ReleaseRequest{OrderID: orderID, Quantity: v.Order.Reserved, Source: sourceOf(ctx)}})
+	}
+	v.Order = nil
+	store(ctx, v)
+}
+
+// loop handles a loopback record: a request to a product's key or a verdict to an order's.
+func (p processing) loop(ctx goka.Context, m LoopMessage) {
+	v := load(ctx)
+	switch {
+	case m.Reserve != nil:
+		result, applied := v.Reserve(*m.Reserve, stockOf(ctx, p.stock))
+		if !applied {
+			return // redelivered: its verdict is already on its way to the order
+		}
+		store(ctx, v)
+		p.emitVerdict(ctx, m.Reserve.OrderID, result)
+		record := VerdictRecord{Result: result}
+		if result == domain.Pass {
+			record.Reserved = m.Reserve.Quantity
+		}
+		loopback(ctx, m.Reserve.OrderID, LoopMessage{Verdict: &record})
+	case m.Release != nil:
+		if v.Release(*m.Release) {
+			store(ctx, v)
+		}
+	case m.Verdict != nil:
+		if v.Order == nil || v.Order.Result != "" {
+			return // a redelivered verdict, or the order is finished
+		}
+		v.Order.Result, v.Order.Reserved = m.Verdict.Result, m.Verdict.Reserved
+		if v.Order.Final != "" {
+			finish(ctx, v, ctx.Key(), v.Order.Final)
+			return
+		}
+		store(ctx, v)
+	}
+}
+
+func (p processing) emitVerdict(ctx goka.Context, orderID string, result domain.ValidationResult) {
+	ctx.Emit(p.validations, orderID, domain.OrderValidation{
+		OrderID:          orderID,
+		CheckType:        domain.InventoryCheck,
+		ValidationResult: result,
+	})
+	metrics.Verdicts.WithLabelValues(string(domain.InventoryCheck), string(result)).Inc()
 }
 
 // stockOf reads the stock row of the product being processed. The join edge is declared with

@@ -118,7 +118,7 @@ func (p *testProcessor) verdict(t *testing.T, orderID string) domain.ValidationR
 }
 
 func (p *testProcessor) reserved(product domain.Product) int64 {
-	r, _ := p.tt.TableValue(goka.GroupTable(platform.GroupInventory), string(product)).(*inventory.ReservedStock)
+	r, _ := p.tt.TableValue(goka.GroupTable(platform.GroupInventory), string(product)).(*inventory.TableValue)
 	if r == nil {
 		return 0
 	}
@@ -137,18 +137,26 @@ func TestProcessorWorkedCase(t *testing.T) {
 		if got := p.verdict(t, c.order.ID); got != c.want {
 			t.Errorf("order %s: %s, want %s", c.order.ID, got, c.want)
 		}
-		// The tester stamps loopback records with the zero time, as goka stamps them with
-		// produce time: the event time must be in the payload.
+		// The order went to its product's key as a request naming its source record, and the
+		// verdict came back to the order's key.
 		key, raw, ok := hops.Next()
 		if !ok || key != string(c.order.Product) {
 			t.Fatalf("order %s: loopback record %q %v, want key %s", c.order.ID, key, ok, c.order.Product)
 		}
-		hop, err := platform.JSONCodec[inventory.OrderHop]{}.Decode(raw.([]byte))
-		if err != nil {
-			t.Fatal(err)
+		req, err := platform.JSONCodec[inventory.LoopMessage]{}.Unmarshal(raw.([]byte))
+		if err != nil || req.Reserve == nil || req.Reserve.OrderID != c.order.ID || req.Reserve.Source.Topic != string(platform.TopicOrders) {
+			t.Fatalf("order %s: request %+v %v", c.order.ID, req, err)
 		}
-		if ms := hop.(*inventory.OrderHop).EventTimeMs; ms != at.UnixMilli() {
-			t.Errorf("order %s: loopback event time %d, want %d", c.order.ID, ms, at.UnixMilli())
+		key, raw, ok = hops.Next()
+		back, err := platform.JSONCodec[inventory.LoopMessage]{}.Unmarshal(raw.([]byte))
+		if !ok || key != c.order.ID || err != nil || back.Verdict == nil || back.Verdict.Result != c.want {
+			t.Fatalf("order %s: verdict record %q %+v %v", c.order.ID, key, back, err)
+		}
+	}
+	// Finished or not, no order's entry lives under a product's key.
+	for product := range workedStock {
+		if v, _ := p.tt.TableValue(goka.GroupTable(platform.GroupInventory), string(product)).(*inventory.TableValue); v != nil && v.Order != nil {
+			t.Errorf("product %s holds an order entry %+v", product, v.Order)
 		}
 	}
 	for product, want := range workedReserved {
@@ -317,6 +325,9 @@ func (b *brokerService) awaitReserved(t *testing.T, want map[domain.Product]int6
 	b.env.Consume(t, table, 30*time.Second, func(recs []*kgo.Record) bool {
 		latest := map[domain.Product]int64{}
 		for _, r := range recs {
+			if !domain.Product(r.Key).Valid() || r.Value == nil {
+				continue // an order's entry or its deletion
+			}
 			var state inventory.ReservedStock
 			if err := json.Unmarshal(r.Value, &state); err != nil {
 				t.Fatalf("table record %s: %v", r.Key, err)
