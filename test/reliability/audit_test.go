@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lovoo/goka"
+
 	"github.com/ordersys/ecosystem/internal/details"
 	"github.com/ordersys/ecosystem/internal/domain"
 	"github.com/ordersys/ecosystem/internal/inventory"
@@ -80,7 +82,7 @@ func (c *cluster) collectAudit(emailServices ...*service) *audit {
 	for i, p := range domain.Products {
 		products[i] = string(p)
 	}
-	for key, r := range c.readLatest(c.names.Topic(string(platform.GroupInventory)+"-table"), products) {
+	for key, r := range c.readLatest(string(goka.GroupTable(c.names.Group(platform.GroupInventory))), products) {
 		if r.Value == nil {
 			continue
 		}
@@ -207,7 +209,7 @@ type report struct {
 	SettledAfter string `json:"settledAfter"`
 }
 
-// problems checks the audit against the placements and returns the report and every
+// checkPromises checks the audit against the placements and returns the report and every
 // violated promise, as readable lines.
 func checkPromises(placements []*placement, a *audit, stock map[domain.Product]int32, known []int64) (report, []string) {
 	rep := report{Statuses: map[string]int{}, Reserved: map[string]int64{}, ExpectedReserved: map[string]int64{}}

@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lovoo/goka"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ordersys/ecosystem/internal/platform"
 )
 
 // soakDurationEnv overrides the soak's length (a Go duration), for trying the test out.
@@ -163,8 +166,8 @@ type tableSize struct {
 // tableSizes measures every group table topic.
 func (c *cluster) tableSizes() []tableSize {
 	var out []tableSize
-	for _, g := range []string{"orders-service", "validations-aggregator", "fraud-service", "inventory-service", "email-service"} {
-		ts := tableSize{Topic: c.names.Topic(g + "-table")}
+	for _, g := range []goka.Group{platform.GroupOrders, platform.GroupValidation, platform.GroupFraud, platform.GroupInventory, platform.GroupEmail} {
+		ts := tableSize{Topic: string(goka.GroupTable(c.names.Group(g)))}
 		var total, largest int
 		c.scanTopic(ts.Topic, func(r *kgo.Record) {
 			ts.Records++
