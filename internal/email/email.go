@@ -174,7 +174,7 @@ func WithEmailer(e Emailer) Option { return func(o *options) { o.emailer = e } }
 // Service is a running Email service.
 type Service struct {
 	cfg      Config
-	proc     *goka.Processor
+	proc     *service.Supervised
 	Counters *Counters
 	Health   *service.Health
 }
@@ -198,12 +198,13 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
 	}
 	counters := &Counters{}
 	graph := Graph(cfg.Kafka.Names(), codecs, Processing{Emailer: emailer, Retention: cfg.Retention, Counters: counters})
-	proc, err := platform.NewGoka(cfg.Kafka).NewProcessor(graph)
+	g := platform.NewGoka(cfg.Kafka)
+	proc, err := service.NewSupervised(string(graph.Group()), func() (*goka.Processor, error) { return g.NewProcessor(graph) })
 	if err != nil {
 		return nil, fmt.Errorf("email: %w", err)
 	}
 	health := service.NewHealth()
-	health.AddProcessor(proc)
+	health.AddSupervised(proc)
 	return &Service{cfg: cfg, proc: proc, Counters: counters, Health: health}, nil
 }
 
@@ -222,7 +223,7 @@ func (s *Service) Run(ctx context.Context) error {
 	})
 	defer metrics.TrackEmailCounters(s.Counters.Snapshot)()
 	g, gctx := service.NewGroup(ctx)
-	g.Go("processor", func(ctx context.Context) error { return service.RunProcessor(ctx, s.proc) })
+	g.Go("processor", s.proc.Run)
 	g.Go("admin http", func(ctx context.Context) error { return service.Serve(ctx, ln, mux) })
 	g.Go("sweeper", func(ctx context.Context) error { s.sweep(ctx); return nil })
 	<-gctx.Done()
@@ -241,10 +242,11 @@ func (s *Service) sweep(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if !s.proc.Recovered() {
+		proc := s.proc.Processor()
+		if !proc.Recovered() {
 			continue
 		}
-		visited, err := SweepAt(ctx, s.proc, time.Now())
+		visited, err := SweepAt(ctx, proc, time.Now())
 		switch {
 		case err == nil:
 			slog.Debug("swept email state", slog.Int64("keys", visited))

@@ -47,6 +47,13 @@ var (
 		Help: "Orders decided by the validations aggregator, by final state.",
 	}, []string{"state"})
 
+	// ProcessorRestarts counts processors rebuilt after they failed (e.g. across a broker
+	// restart), by processor.
+	ProcessorRestarts = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "processor_restarts_total",
+		Help: "Processors that failed and were rebuilt and restarted in-process.",
+	}, []string{"processor"})
+
 	// DeadLetters counts records sent to the dead-letter topic, by source topic and group.
 	DeadLetters = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "dead_letters_total",
@@ -150,7 +157,7 @@ func (c *counterSets) Collect(ch chan<- prometheus.Metric) {
 
 // Collectors lists every collector of this package, for documentation checks.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{HTTPRequestDuration, ForwardedRequests, Verdicts, Decisions, DeadLetters, PendingWaiters, processors, emailEvents}
+	return []prometheus.Collector{HTTPRequestDuration, ForwardedRequests, Verdicts, Decisions, DeadLetters, ProcessorRestarts, PendingWaiters, processors, emailEvents}
 }
 
 // TrackWaiters adds a source of pending waiters; call the result to remove it.

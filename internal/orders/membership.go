@@ -147,9 +147,13 @@ func (h *trackedHandler) Setup(session sarama.ConsumerGroupSession) error {
 }
 
 func (h *trackedHandler) Cleanup(session sarama.ConsumerGroupSession) error {
-	o := h.ownership
+	h.ownership.clear()
+	return h.ConsumerGroupHandler.Cleanup(session)
+}
+
+// clear forgets every partition at once: the session ended or the processor failed.
+func (o *Ownership) clear() {
 	o.mu.Lock()
 	o.owned = nil
 	o.mu.Unlock()
-	return h.ConsumerGroupHandler.Cleanup(session)
 }

@@ -40,8 +40,8 @@ type Service struct {
 	self       string // advertised address
 
 	ln         net.Listener
-	view       *goka.Processor
-	aggregator *goka.Processor
+	view       *service.Supervised
+	aggregator *service.Supervised
 	membership *goka.View
 	announcer  *goka.Emitter
 	writer     *goka.Emitter
@@ -106,16 +106,20 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	viewGoka := *g
 	viewGoka.ConsumerGroupBuilder = s.ownership.ConsumerGroupBuilder(g.SaramaConsumerGroupBuilder())
-	if s.view, err = viewGoka.NewProcessor(ViewGraph(names, codecs, s.stored)); err != nil {
+	viewGraph := ViewGraph(names, codecs, s.stored)
+	if s.view, err = service.NewSupervised(string(viewGraph.Group()), func() (*goka.Processor, error) { return viewGoka.NewProcessor(viewGraph) }); err != nil {
 		return fail(err)
 	}
+	// A failed view serves nothing until its replacement has recovered and announced itself.
+	s.view.OnFailure = s.ownership.clear
 	if cfg.Aggregator {
-		if s.aggregator, err = g.NewProcessor(validation.Graph(names, codecs)); err != nil {
+		aggGraph := validation.Graph(names, codecs)
+		if s.aggregator, err = service.NewSupervised(string(aggGraph.Group()), func() (*goka.Processor, error) { return g.NewProcessor(aggGraph) }); err != nil {
 			return fail(err)
 		}
-		s.Health.AddProcessor(s.aggregator)
+		s.Health.AddSupervised(s.aggregator)
 	}
-	s.Health.AddProcessor(s.view)
+	s.Health.AddSupervised(s.view)
 	s.Health.AddView("membership", s.membership)
 	s.Health.Add("group session", func() error {
 		if s.ownership.Generation() == 0 {
@@ -173,10 +177,10 @@ func (s *Service) Run(ctx context.Context) error {
 	procCtx, stopProcs := context.WithCancel(context.Background())
 	defer stopProcs()
 	procs, procsCtx := service.NewGroup(procCtx)
-	procs.Go("orders view", func(ctx context.Context) error { return service.RunProcessor(ctx, s.view) })
+	procs.Go("orders view", s.view.Run)
 	procs.Go("membership view", func(ctx context.Context) error { return service.RunView(ctx, s.membership) })
 	if s.aggregator != nil {
-		procs.Go("validations aggregator", func(ctx context.Context) error { return service.RunProcessor(ctx, s.aggregator) })
+		procs.Go("validations aggregator", s.aggregator.Run)
 	}
 
 	httpCtx, stopHTTP := context.WithCancel(ctx)
@@ -245,7 +249,7 @@ func (s *Service) lookup(id string, p int32) (*domain.Order, error) {
 	if !s.ownership.Owns(p) {
 		return nil, ErrNotOwner
 	}
-	v, err := s.view.Get(id)
+	v, err := s.view.Processor().Get(id)
 	if err != nil {
 		if !s.ownership.Owns(p) {
 			return nil, ErrNotOwner

@@ -46,7 +46,7 @@ func (c ProcessorConfig) LogValue() slog.Value {
 type ProcessorService struct {
 	name      string
 	adminAddr string
-	proc      *goka.Processor
+	proc      *Supervised
 	// Health is ready once the processor has recovered; it fails from the start of shutdown.
 	Health *Health
 }
@@ -59,12 +59,13 @@ func NewProcessorService(ctx context.Context, name string, cfg ProcessorConfig,
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	proc, err := platform.NewGoka(cfg.Kafka).NewProcessor(graph(cfg.Kafka.Names(), codecs))
+	g, built := platform.NewGoka(cfg.Kafka), graph(cfg.Kafka.Names(), codecs)
+	proc, err := NewSupervised(string(built.Group()), func() (*goka.Processor, error) { return g.NewProcessor(built) })
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	health := NewHealth()
-	health.AddProcessor(proc)
+	health.AddSupervised(proc)
 	return &ProcessorService{name: name, adminAddr: cfg.AdminAddr, proc: proc, Health: health}, nil
 }
 
@@ -75,7 +76,7 @@ func (s *ProcessorService) Run(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", s.name, err)
 	}
 	g, gctx := NewGroup(ctx)
-	g.Go("processor", func(ctx context.Context) error { return RunProcessor(ctx, s.proc) })
+	g.Go("processor", s.proc.Run)
 	g.Go("admin http", func(ctx context.Context) error { return Serve(ctx, ln, s.Health.Handler()) })
 	<-gctx.Done()
 	s.Health.SetStopping()

@@ -39,17 +39,6 @@ func (h *Health) Add(name string, check func() error) {
 	h.checks[name] = check
 }
 
-// AddProcessor makes readiness wait until p has recovered its state and is consuming.
-func (h *Health) AddProcessor(p *goka.Processor) {
-	group := string(p.Graph().Group())
-	h.Add("processor "+group, func() error {
-		if !p.Recovered() {
-			return errors.New("recovering")
-		}
-		return nil
-	})
-}
-
 // AddView makes readiness wait until v has caught up with its table.
 func (h *Health) AddView(name string, v *goka.View) {
 	h.Add("view "+name, func() error {
