@@ -188,7 +188,7 @@ func (s *Service) create(ctx context.Context, o domain.Order, p int32) error {
 	}
 	// EmitSync returns once the broker acknowledged the write with acks=all.
 	if err := s.writer.EmitSync(o.ID, o); err != nil {
-		return fmt.Errorf("write order %s: %w", o.ID, err)
+		return fmt.Errorf("%w: write order %s: %v", ErrNotWritten, o.ID, err)
 	}
 	s.pending.add(o)
 	return nil

@@ -2,6 +2,7 @@ package orders
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -63,7 +64,8 @@ func TestProblemStatuses(t *testing.T) {
 		ErrTooManyWaiters: http.StatusServiceUnavailable,
 		ErrNotOwner:       http.StatusServiceUnavailable,
 		ErrUnavailable:    http.StatusBadGateway,
-		errors.New("x"):   http.StatusInternalServerError,
+		fmt.Errorf("%w: write order 1: broker down", ErrNotWritten): http.StatusServiceUnavailable,
+		errors.New("x"): http.StatusInternalServerError,
 	}
 	for err, want := range cases {
 		if got := problemFor(err).Status; got != want {

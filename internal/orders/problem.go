@@ -16,6 +16,7 @@ var (
 	ErrNotOwner      = errors.New("this instance does not own the order's partition")
 	ErrUnavailable   = errors.New("the owner of the order's partition could not be reached")
 	ErrShuttingDown  = errors.New("the service is shutting down")
+	ErrNotWritten    = errors.New("Kafka did not acknowledge the order; it may not have been written")
 	errBadRequestMsg = "bad request"
 )
 
@@ -56,6 +57,7 @@ const (
 	problemOverloaded   = "https://ordersys.dev/problems/overloaded"
 	problemInternal     = "https://ordersys.dev/problems/internal"
 	problemShuttingDown = "https://ordersys.dev/problems/shutting-down"
+	problemNotWritten   = "https://ordersys.dev/problems/not-written"
 )
 
 // problemFor maps an error to its problem.
@@ -75,6 +77,9 @@ func problemFor(err error) Problem {
 		return Problem{Type: problemNotOwner, Title: "not the owner", Status: http.StatusServiceUnavailable, Detail: err.Error()}
 	case errors.Is(err, ErrTooManyWaiters):
 		return Problem{Type: problemOverloaded, Title: "overloaded", Status: http.StatusServiceUnavailable, Detail: err.Error()}
+	case errors.Is(err, ErrNotWritten):
+		// The broker is away (restarting, unreachable): a retry of the same order is safe.
+		return Problem{Type: problemNotWritten, Title: "not written", Status: http.StatusServiceUnavailable, Detail: err.Error()}
 	case errors.Is(err, ErrShuttingDown):
 		return Problem{Type: problemShuttingDown, Title: "shutting down", Status: http.StatusServiceUnavailable, Detail: err.Error()}
 	case errors.Is(err, ErrUnavailable):
