@@ -13,9 +13,11 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 
 # The whole suite, with the race detector, on the embedded broker unless KAFKA_BROKERS or
-# KAFKA_BACKEND say otherwise.
+# KAFKA_BACKEND say otherwise; then the fault-injection suite's short mode on its own, so its
+# crash and outage timings do not compete with the other packages for the CPU.
 test: lint
 	$(GO) test -race -timeout 14m ./...
+	ORDERSYS_RELIABILITY=short $(GO) test -race -count=1 -timeout 10m ./test/reliability/
 
 test-short:
 	$(GO) test -short ./...
