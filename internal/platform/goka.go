@@ -117,12 +117,17 @@ func (g *Goka) consumerGroupBuilder() goka.ConsumerGroupBuilder {
 	return g.SaramaConsumerGroupBuilder()
 }
 
-// SaramaConsumerGroupBuilder builds sarama consumer groups with the project's configuration;
-// a service that wraps its group (to observe sessions) starts from it.
+// SaramaConsumerGroupBuilder builds sarama consumer groups with the project's configuration,
+// committing each partition only up to its first unfinished message (see inOrderGroup); a
+// service that wraps its group (to observe sessions) starts from it.
 func (g *Goka) SaramaConsumerGroupBuilder() goka.ConsumerGroupBuilder {
 	base := g.sarama()
 	return func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
-		return sarama.NewConsumerGroup(brokers, group, withClientID(base, clientID))
+		cg, err := sarama.NewConsumerGroup(brokers, group, withClientID(base, clientID))
+		if err != nil {
+			return nil, err
+		}
+		return &inOrderGroup{ConsumerGroup: cg}, nil
 	}
 }
 
