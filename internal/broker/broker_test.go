@@ -2,7 +2,6 @@ package broker_test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -10,21 +9,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ordersys/ecosystem/internal/broker"
+	"github.com/ordersys/ecosystem/internal/platform/kafkatest"
 )
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // Records, topics and committed offsets survive a restart on the same address and data dir.
 func TestDataSurvivesRestartOnAFixedPort(t *testing.T) {
-	addr, dir := freePort(t), t.TempDir()
+	addr, dir := kafkatest.FreeAddr(t), t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

@@ -149,7 +149,7 @@ func TestServiceOnBroker(t *testing.T) {
 	recs := env.Consume(t, validations, 30*time.Second, kafkatest.CountOf(20))
 	checkVerdicts(t, recs, want)
 	dead := env.Consume(t, env.Names.Topic(string(platform.TopicDeadLetters)), 30*time.Second, kafkatest.CountOf(1))
-	if reason := header(dead[0], platform.HeaderDLQError); !strings.Contains(reason, "too short") {
+	if reason := kafkatest.Header(dead[0], platform.HeaderDLQError); !strings.Contains(reason, "too short") {
 		t.Fatalf("dead letter reason %q", reason)
 	}
 	stop()
@@ -183,37 +183,15 @@ func checkVerdicts(t *testing.T, recs []*kgo.Record, want map[string]domain.Vali
 	}
 }
 
-func header(r *kgo.Record, key string) string {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
-
 func TestBinaryHelpAndRunsAgainstKafkaBrokers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
 	bin := kafkatest.BuildBinary(t, "./cmd/details")
-	help := kafkatest.StartBinary(t, bin, nil, "--help")
-	if code := help.Wait(30 * time.Second); code != 0 {
-		t.Fatalf("--help exit %d", code)
-	}
-	for _, flag := range []string{"-brokers", "-state-dir", "-schema-registry", "-admin-addr", "-partitions"} {
-		if !strings.Contains(help.Output(), flag) {
-			t.Errorf("--help does not list %s:\n%s", flag, help.Output())
-		}
-	}
+	kafkatest.CheckHelp(t, bin, "-brokers", "-state-dir", "-schema-registry", "-admin-addr", "-partitions")
 
 	env := kafkatest.New(t, kafkatest.Options{})
-	kafkatest.StartBinary(t, bin, []string{
-		"KAFKA_BROKERS=" + strings.Join(env.Brokers, ","),
-		"TOPIC_PREFIX=" + env.Names.Prefix,
-		"STATE_DIR=" + t.TempDir(),
-		"ADMIN_ADDR=127.0.0.1:0",
-	})
+	kafkatest.StartOnEnv(t, bin, env)
 	env.Produce(t, env.Names.Topic(string(platform.TopicOrders)), "b1", encode(t, order("b1", 1, 1)))
 	recs := env.Consume(t, env.Names.Topic(string(platform.TopicOrderValidations)), 60*time.Second, kafkatest.CountOf(1))
 	checkVerdicts(t, recs, map[string]domain.ValidationResult{"b1": domain.Pass})

@@ -405,7 +405,7 @@ func TestPoisonRecordsOnBroker(t *testing.T) {
 	dead := b.env.Consume(t, b.topic(platform.TopicDeadLetters), 30*time.Second, kafkatest.CountOf(2))
 	reasons := map[string]string{}
 	for _, r := range dead {
-		reasons[header(r, platform.HeaderDLQSourceTopic)] = header(r, platform.HeaderDLQError)
+		reasons[kafkatest.Header(r, platform.HeaderDLQSourceTopic)] = kafkatest.Header(r, platform.HeaderDLQError)
 	}
 	if !strings.Contains(reasons[b.topic(platform.TopicOrders)], "too short") ||
 		!strings.Contains(reasons[loop], "JSON") {
@@ -413,37 +413,15 @@ func TestPoisonRecordsOnBroker(t *testing.T) {
 	}
 }
 
-func header(r *kgo.Record, key string) string {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
-
 func TestBinaryHelpAndRunsAgainstKafkaBrokers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
 	bin := kafkatest.BuildBinary(t, "./cmd/fraud")
-	help := kafkatest.StartBinary(t, bin, nil, "--help")
-	if code := help.Wait(30 * time.Second); code != 0 {
-		t.Fatalf("--help exit %d", code)
-	}
-	for _, flag := range []string{"-brokers", "-state-dir", "-schema-registry", "-admin-addr", "-partitions", ":9102"} {
-		if !strings.Contains(help.Output(), flag) {
-			t.Errorf("--help does not list %s:\n%s", flag, help.Output())
-		}
-	}
+	kafkatest.CheckHelp(t, bin, "-brokers", "-state-dir", "-schema-registry", "-admin-addr", "-partitions", ":9102")
 
 	env := kafkatest.New(t, kafkatest.Options{})
-	kafkatest.StartBinary(t, bin, []string{
-		"KAFKA_BROKERS=" + strings.Join(env.Brokers, ","),
-		"TOPIC_PREFIX=" + env.Names.Prefix,
-		"STATE_DIR=" + t.TempDir(),
-		"ADMIN_ADDR=127.0.0.1:0",
-	})
+	kafkatest.StartOnEnv(t, bin, env)
 	env.Produce(t, env.Names.Topic(string(platform.TopicOrders)), "b1", encode(t, order("b1", 1, 1, 1)))
 	recs := env.Consume(t, env.Names.Topic(string(platform.TopicOrderValidations)), 60*time.Second, kafkatest.CountOf(1))
 	v, err := codecs.OrderValidation.Unmarshal(recs[0].Value)

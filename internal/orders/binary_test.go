@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -17,16 +16,6 @@ import (
 	"github.com/ordersys/ecosystem/internal/platform"
 	"github.com/ordersys/ecosystem/internal/platform/kafkatest"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // SIGTERM while GETs are waiting: readiness fails at once, the waiting GETs still complete
 // (the view keeps running until they are answered), and the process exits 0.
@@ -41,7 +30,7 @@ func TestSIGTERMLetsInFlightGETsCompleteAndExitsZero(t *testing.T) {
 	}
 
 	env := kafkatest.New(t, kafkatest.Options{Partitions: 2})
-	addr := freeAddr(t)
+	addr := kafkatest.FreeAddr(t)
 	proc := kafkatest.StartBinary(t, bin, []string{
 		"KAFKA_BROKERS=" + strings.Join(env.Brokers, ","),
 		"TOPIC_PREFIX=" + env.Names.Prefix,

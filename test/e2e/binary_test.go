@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"os/exec"
 	"regexp"
@@ -17,16 +16,6 @@ import (
 	"github.com/ordersys/ecosystem/internal/domain"
 	"github.com/ordersys/ecosystem/internal/platform/kafkatest"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 var restAddr = regexp.MustCompile(`REST API:\s+http://(\S+)`)
 var kafkaAddr = regexp.MustCompile(`Kafka:\s+(\S+)`)
@@ -57,7 +46,7 @@ func TestEcosystemBinaryWalkThrough(t *testing.T) {
 		t.Skip("builds and runs the ecosystem binary")
 	}
 	bin := kafkatest.BuildBinary(t, "./cmd/ecosystem")
-	dataDir, httpAddr, brokerAddr := t.TempDir(), freeAddr(t), freeAddr(t)
+	dataDir, httpAddr, brokerAddr := t.TempDir(), kafkatest.FreeAddr(t), kafkatest.FreeAddr(t)
 	p, rest, kafka := startEcosystemBinary(t, bin, dataDir, httpAddr, brokerAddr)
 	if rest != httpAddr || kafka != brokerAddr {
 		t.Fatalf("banner names %s and %s, configured %s and %s", rest, kafka, httpAddr, brokerAddr)

@@ -2,6 +2,7 @@ package kafkatest
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,4 +136,43 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// FreeAddr returns a 127.0.0.1 address whose port is free right now.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// CheckHelp runs bin --help and fails the test unless it exits 0 and prints every want.
+func CheckHelp(t testing.TB, bin string, want ...string) {
+	t.Helper()
+	help := StartBinary(t, bin, nil, "--help")
+	if code := help.Wait(30 * time.Second); code != 0 {
+		t.Fatalf("%s --help exit %d:\n%s", filepath.Base(bin), code, help.Output())
+	}
+	for _, w := range want {
+		if !strings.Contains(help.Output(), w) {
+			t.Errorf("%s --help does not list %s:\n%s", filepath.Base(bin), w, help.Output())
+		}
+	}
+}
+
+// StartOnEnv starts a service binary against env's broker and namespace, configured only
+// through the environment variables a deployment would set, with a fresh state directory and
+// an admin port of its own; extra adds NAME=value pairs.
+func StartOnEnv(t testing.TB, bin string, env *Env, extra ...string) *Process {
+	t.Helper()
+	vars := append([]string{
+		"KAFKA_BROKERS=" + strings.Join(env.Brokers, ","),
+		"TOPIC_PREFIX=" + env.Names.Prefix,
+		"STATE_DIR=" + t.TempDir(),
+		"ADMIN_ADDR=127.0.0.1:0",
+	}, extra...)
+	return StartBinary(t, bin, vars)
 }

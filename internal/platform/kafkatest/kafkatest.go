@@ -270,3 +270,13 @@ func sharedContainer(t testing.TB) []string {
 	containerBrk = brokers
 	return brokers
 }
+
+// Header returns the value of a record's header, "" when it has none.
+func Header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
