@@ -11,10 +11,12 @@
 //     key on the group's loopback topic (copartitioned with `warehouse-inventory`); the verdict
 //     comes back as a VerdictRecord. A redelivered CREATED gets its stored verdict again; a
 //     FAILED order sends its units back in a ReleaseRequest.
-//   - A product's key: its ReservedStock, whose size does not grow with the orders seen. One
-//     callback joins the stock row, checks, reserves and emits the verdict, so no other order of
-//     the product can interleave. A request redelivered after a crash (before the order's entry
-//     was stored) is recognised by its source record's offset and changes nothing.
+//   - A product's key: its ReservedStock — the units reserved and the answers given to orders
+//     still in flight, forgotten (or released) when the order's final state arrives, so it
+//     holds in-flight orders only. One callback joins the stock row, checks, reserves and emits
+//     the verdict, so no other order of the product can interleave. A request seen again (a
+//     redelivery, or a resend of a request whose answer was lost in a crash) gets the same
+//     answer sent again and changes nothing.
 //
 // The reference kept a count per product only; the first version of this service kept every
 // order of the last day in the product's value, which grew until it passed Kafka's message
@@ -98,16 +100,19 @@ func (p processing) order(ctx goka.Context, o domain.Order) {
 	v := load(ctx)
 	switch o.State {
 	case domain.OrderCreated:
-		if v.Order != nil {
-			// Redelivered: answer as the first time, or let the pending answer arrive.
-			if v.Order.Result != "" {
-				p.emitVerdict(ctx, o.ID, v.Order.Result)
-			}
+		if v.Order != nil && v.Order.Result != "" {
+			// Redelivered after it was answered: the same verdict again.
+			p.emitVerdict(ctx, o.ID, v.Order.Result)
 			return
 		}
-		v.Order = &OrderEntry{Product: o.Product}
-		store(ctx, v)
-		loopback(ctx, string(o.Product), LoopMessage{Reserve: &ReserveRequest{OrderID: o.ID, Quantity: o.Quantity, Source: sourceOf(ctx)}})
+		if v.Order == nil {
+			v.Order = &OrderEntry{Product: o.Product}
+			store(ctx, v)
+		}
+		// New, or redelivered while its answer is pending (the request or the answer may have
+		// been lost in a crash): ask the product, which answers an order it knows the same way.
+		loopback(ctx, string(o.Product), LoopMessage{Reserve: &ReserveRequest{
+			OrderID: o.ID, Quantity: o.Quantity, EventMs: ctx.Timestamp().UnixMilli(), Source: sourceOf(ctx)}})
 	case domain.OrderValidated, domain.OrderFailed:
 		switch {
 		case v.Order == nil:
@@ -121,10 +126,14 @@ func (p processing) order(ctx goka.Context, o domain.Order) {
 	}
 }
 
-// finish ends an order's entry: a FAILED order gives its units back first.
+// finish ends an order's entry and tells its product: a FAILED order's units go back, a
+// VALIDATED order's answer is forgotten (its units stay reserved).
 func finish(ctx goka.Context, v *TableValue, orderID string, final domain.OrderState) {
-	if final == domain.OrderFailed && v.Order.Reserved > 0 {
-		loopback(ctx, string(v.Order.Product), LoopMessage{Release: &ReleaseRequest{OrderID: orderID, Quantity: v.Order.Reserved, Source: sourceOf(ctx)}})
+	ref := &OrderRef{OrderID: orderID}
+	if final == domain.OrderFailed {
+		loopback(ctx, string(v.Order.Product), LoopMessage{Release: ref})
+	} else {
+		loopback(ctx, string(v.Order.Product), LoopMessage{Forget: ref})
 	}
 	v.Order = nil
 	store(ctx, v)
@@ -135,24 +144,33 @@ func (p processing) loop(ctx goka.Context, m LoopMessage) {
 	v := load(ctx)
 	switch {
 	case m.Reserve != nil:
-		result, applied := v.Reserve(*m.Reserve, stockOf(ctx, p.stock))
-		if !applied {
-			return // redelivered: its verdict is already on its way to the order
+		answer, outcome := v.Reserve(*m.Reserve, stockOf(ctx, p.stock))
+		switch outcome {
+		case Settled:
+			loopback(ctx, m.Reserve.OrderID, LoopMessage{Verdict: &VerdictRecord{Settled: true}})
+			return
+		case Fresh:
+			store(ctx, v)
 		}
-		store(ctx, v)
-		p.emitVerdict(ctx, m.Reserve.OrderID, result)
-		record := VerdictRecord{Result: result}
-		if result == domain.Pass {
-			record.Reserved = m.Reserve.Quantity
-		}
-		loopback(ctx, m.Reserve.OrderID, LoopMessage{Verdict: &record})
+		// Sent again for a replayed request too: the first sending may have been lost.
+		p.emitVerdict(ctx, m.Reserve.OrderID, answer.Result)
+		loopback(ctx, m.Reserve.OrderID, LoopMessage{Verdict: &VerdictRecord{Result: answer.Result, Reserved: answer.Reserved}})
 	case m.Release != nil:
-		if v.Release(*m.Release) {
+		if v.Release(m.Release.OrderID) {
+			store(ctx, v)
+		}
+	case m.Forget != nil:
+		if v.Forget(m.Forget.OrderID) {
 			store(ctx, v)
 		}
 	case m.Verdict != nil:
 		if v.Order == nil || v.Order.Result != "" {
 			return // a redelivered verdict, or the order is finished
+		}
+		if m.Verdict.Settled {
+			v.Order = nil // a redelivered CREATED of an order that finished long ago
+			store(ctx, v)
+			return
 		}
 		v.Order.Result, v.Order.Reserved = m.Verdict.Result, m.Verdict.Reserved
 		if v.Order.Final != "" {

@@ -3,7 +3,9 @@ package inventory
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
+	"time"
 
 	"github.com/lovoo/goka"
 
@@ -20,21 +22,53 @@ type TableValue struct {
 
 // empty reports whether nothing is left to keep, so the key can be deleted.
 func (v *TableValue) empty() bool {
-	return v.Order == nil && v.Reserved == 0 && len(v.Applied) == 0
+	return v.Order == nil && v.Reserved == 0 && len(v.Orders) == 0 && len(v.Applied) == 0
 }
 
-// ReservedStock is a product's state, and its size does not grow with the orders seen: the
-// units reserved, and, per source partition, the offset of the latest record applied to it.
+// ReservedStock is a product's state: the units reserved, and the answers given to the orders
+// still in flight. An order's answer is kept from its reservation until the order's final
+// state says to forget it (or to release it), so the value holds only in-flight orders, not
+// every order ever seen. Keeping the answer is what makes redelivery safe: a request seen
+// again gets the same answer re-sent, which also repairs an answer lost in a crash.
 type ReservedStock struct {
 	// Reserved is the units held by orders that passed and were not released.
 	Reserved int64 `json:"reserved,omitempty"`
-	// Applied maps a source ("topic/partition") to the offset of the latest record of it that
-	// changed this product. Records of one source reach a product in offset order, so a
-	// record at or below it is a redelivery, already applied.
+	// Orders are the in-flight orders' answers, by order id.
+	Orders map[string]Answer `json:"orders,omitempty"`
+	// LatestEventMs is the latest reservation time seen: answers far older than it belong to
+	// orders whose final state was lost, and are dropped (their units stay reserved).
+	LatestEventMs int64 `json:"latestEventMs,omitempty"`
+	// Applied maps a request's source ("topic/partition") to the offset of the latest request
+	// from it that was applied. Requests of one source reach a product in offset order, so an
+	// unknown order's request at or below it was applied before and its order since finished.
 	Applied map[string]int64 `json:"applied,omitempty"`
 }
 
-// Source identifies the record that asked for a change, to recognise its redelivery.
+// Outcome says how a reservation request was handled.
+type Outcome int
+
+// The outcomes of Reserve.
+const (
+	// Fresh: judged now; the answer is new.
+	Fresh Outcome = iota
+	// Replayed: the order is in flight and was answered before; the same answer again.
+	Replayed
+	// Settled: the request was applied before and its order has finished since; nothing to do.
+	Settled
+)
+
+// Answer is what a product answered one order.
+type Answer struct {
+	Result   domain.ValidationResult `json:"result"`
+	Reserved int32                   `json:"reserved,omitempty"`
+	EventMs  int64                   `json:"eventMs"`
+}
+
+// AnswerRetention bounds how long an answer waits for its order's final state. Orders are
+// decided within seconds; a day covers an aggregator outage with a wide margin.
+const AnswerRetention = 24 * time.Hour
+
+// Source identifies the record that asked for a change, for logs and dead letters.
 type Source struct {
 	Topic     string `json:"topic"`
 	Partition int32  `json:"partition"`
@@ -46,48 +80,64 @@ func sourceOf(ctx goka.Context) Source {
 	return Source{Topic: string(ctx.Topic()), Partition: ctx.Partition(), Offset: ctx.Offset()}
 }
 
-func (s Source) key() string { return s.Topic + "/" + strconv.Itoa(int(s.Partition)) }
-
 // Stock is the warehouse's count for a product; Known is false when there is no usable row.
 type Stock struct {
 	Units int32
 	Known bool
 }
 
-// applies reports whether a record from src is new to this product, and records it if so.
-func (r *ReservedStock) applies(src Source) bool {
-	if last, ok := r.Applied[src.key()]; ok && src.Offset <= last {
-		return false
+// Reserve judges an order of quantity units against stock: if stock − reserved − quantity ≥ 0
+// the units are reserved and the order passes, otherwise it fails. No stock row fails (the
+// reference dropped such orders, which then hung), and so does a negative quantity, which
+// would otherwise add stock. An order already answered gets the same answer again and changes
+// nothing (Replayed); a request applied before whose order has finished changes nothing
+// (Settled).
+func (r *ReservedStock) Reserve(req ReserveRequest, stock Stock) (Answer, Outcome) {
+	if a, ok := r.Orders[req.OrderID]; ok {
+		return a, Replayed
+	}
+	source := req.Source.Topic + "/" + strconv.Itoa(int(req.Source.Partition))
+	if last, ok := r.Applied[source]; ok && req.Source.Offset <= last {
+		return Answer{}, Settled
 	}
 	if r.Applied == nil {
 		r.Applied = map[string]int64{}
 	}
-	r.Applied[src.key()] = src.Offset
+	r.Applied[source] = req.Source.Offset
+	answer := Answer{Result: domain.Fail, EventMs: req.EventMs}
+	if stock.Known && req.Quantity >= 0 && int64(stock.Units)-r.Reserved-int64(req.Quantity) >= 0 {
+		r.Reserved += int64(req.Quantity)
+		answer = Answer{Result: domain.Pass, Reserved: req.Quantity, EventMs: req.EventMs}
+	}
+	if r.Orders == nil {
+		r.Orders = map[string]Answer{}
+	}
+	r.Orders[req.OrderID] = answer
+	r.LatestEventMs = max(r.LatestEventMs, req.EventMs)
+	horizon := r.LatestEventMs - AnswerRetention.Milliseconds()
+	maps.DeleteFunc(r.Orders, func(_ string, a Answer) bool { return a.EventMs < horizon })
+	return answer, Fresh
+}
+
+// Release gives back the units of an order that ended FAILED and forgets it; Forget only
+// forgets an order that ended VALIDATED. Both report whether anything changed, so a
+// redelivered request is harmless.
+func (r *ReservedStock) Release(orderID string) bool {
+	a, ok := r.Orders[orderID]
+	if !ok {
+		return false
+	}
+	r.Reserved -= int64(a.Reserved)
+	delete(r.Orders, orderID)
 	return true
 }
 
-// Reserve judges an order of quantity units against stock: if stock − reserved − quantity ≥ 0
-// the units are reserved and the order passes, otherwise it fails. No stock row fails (the
-// reference dropped such orders, which then hung), and so does a negative quantity, which
-// would otherwise add stock. applied is false for a redelivered request: nothing changes, and
-// the verdict of its first delivery is already on its way.
-func (r *ReservedStock) Reserve(req ReserveRequest, stock Stock) (result domain.ValidationResult, applied bool) {
-	if !r.applies(req.Source) {
-		return "", false
-	}
-	if stock.Known && req.Quantity >= 0 && int64(stock.Units)-r.Reserved-int64(req.Quantity) >= 0 {
-		r.Reserved += int64(req.Quantity)
-		return domain.Pass, true
-	}
-	return domain.Fail, true
-}
-
-// Release gives back units an order reserved; it reports false for a redelivered request.
-func (r *ReservedStock) Release(req ReleaseRequest) bool {
-	if !r.applies(req.Source) {
+// Forget drops an order's answer once the order is VALIDATED: its units stay reserved.
+func (r *ReservedStock) Forget(orderID string) bool {
+	if _, ok := r.Orders[orderID]; !ok {
 		return false
 	}
-	r.Reserved -= int64(req.Quantity)
+	delete(r.Orders, orderID)
 	return true
 }
 
@@ -104,10 +154,11 @@ type OrderEntry struct {
 }
 
 // LoopMessage is a record on the group's loopback topic: exactly one of its fields is set.
-// Reserve and Release go to a product's key, Verdict back to an order's key.
+// Reserve, Release and Forget go to a product's key, Verdict back to an order's key.
 type LoopMessage struct {
 	Reserve *ReserveRequest `json:"reserve,omitempty"`
-	Release *ReleaseRequest `json:"release,omitempty"`
+	Release *OrderRef       `json:"release,omitempty"`
+	Forget  *OrderRef       `json:"forget,omitempty"`
 	Verdict *VerdictRecord  `json:"verdict,omitempty"`
 }
 
@@ -115,40 +166,43 @@ type LoopMessage struct {
 type ReserveRequest struct {
 	OrderID  string `json:"orderId"`
 	Quantity int32  `json:"quantity"`
-	Source   Source `json:"source"`
+	// EventMs is the order's record time, carried because loopback records get their own.
+	EventMs int64  `json:"eventMs"`
+	Source  Source `json:"source"`
 }
 
-// ReleaseRequest gives back the units of an order that ended FAILED.
-type ReleaseRequest struct {
-	OrderID  string `json:"orderId"`
-	Quantity int32  `json:"quantity"`
-	Source   Source `json:"source"`
+// OrderRef names the order a release or forget is about.
+type OrderRef struct {
+	OrderID string `json:"orderId"`
 }
 
 // VerdictRecord tells an order's key what its product decided.
 type VerdictRecord struct {
-	Result   domain.ValidationResult `json:"result"`
+	Result   domain.ValidationResult `json:"result,omitempty"`
 	Reserved int32                   `json:"reserved,omitempty"`
+	// Settled says the request was handled long ago and its order has finished: the order's
+	// entry, created again by a redelivery, can go.
+	Settled bool `json:"settled,omitempty"`
 }
 
 // Validate refuses loopback records this service did not write, so platform.Decode
 // dead-letters them instead of acting on them.
 func (m LoopMessage) Validate() error {
 	set := 0
-	for _, present := range []bool{m.Reserve != nil, m.Release != nil, m.Verdict != nil} {
+	for _, present := range []bool{m.Reserve != nil, m.Release != nil, m.Forget != nil, m.Verdict != nil} {
 		if present {
 			set++
 		}
 	}
 	if set != 1 {
-		return fmt.Errorf("inventory loopback record: %d of reserve, release, verdict set, want exactly one", set)
+		return fmt.Errorf("inventory loopback record: %d of reserve, release, forget, verdict set, want exactly one", set)
 	}
 	switch {
 	case m.Reserve != nil && (m.Reserve.OrderID == "" || m.Reserve.Source.Topic == ""):
 		return errors.New("inventory loopback record: reserve without order id or source")
-	case m.Release != nil && (m.Release.OrderID == "" || m.Release.Source.Topic == "" || m.Release.Quantity < 0):
-		return errors.New("inventory loopback record: release without order id, source or a quantity")
-	case m.Verdict != nil && m.Verdict.Result != domain.Pass && m.Verdict.Result != domain.Fail:
+	case m.Release != nil && m.Release.OrderID == "", m.Forget != nil && m.Forget.OrderID == "":
+		return errors.New("inventory loopback record: release or forget without order id")
+	case m.Verdict != nil && !m.Verdict.Settled && m.Verdict.Result != domain.Pass && m.Verdict.Result != domain.Fail:
 		return fmt.Errorf("inventory loopback record: verdict %q is neither PASS nor FAIL", m.Verdict.Result)
 	}
 	return nil

@@ -8,88 +8,111 @@ import (
 	"github.com/ordersys/ecosystem/internal/domain"
 )
 
-func src(partition int32, offset int64) Source {
-	return Source{Topic: "orders", Partition: partition, Offset: offset}
+func req(id string, qty int32, partition int32, offset int64) ReserveRequest {
+	return ReserveRequest{OrderID: id, Quantity: qty, EventMs: offset, Source: Source{Topic: "orders", Partition: partition, Offset: offset}}
 }
 
-func TestReserveAndRelease(t *testing.T) {
+func TestReserveReleaseForget(t *testing.T) {
 	stock := func(n int32) Stock { return Stock{Units: n, Known: true} }
 	type step struct {
 		reserve  *ReserveRequest
-		release  *ReleaseRequest
+		release  string
+		forget   string
 		stock    Stock
-		want     domain.ValidationResult // "" means not applied (redelivery)
-		applied  bool
+		want     domain.ValidationResult
+		outcome  Outcome
 		reserved int64
+		inFlight int
 	}
+	r := func(s ReserveRequest) *ReserveRequest { return &s }
 	cases := []struct {
 		name  string
 		steps []step
 	}{
 		{"SPEC worked case for one product", []step{
-			{reserve: &ReserveRequest{"a", 1, src(0, 1)}, stock: stock(1), want: domain.Pass, applied: true, reserved: 1},
-			{reserve: &ReserveRequest{"b", 1, src(1, 1)}, stock: stock(1), want: domain.Fail, applied: true, reserved: 1},
-		}},
-		{"stock exactly used up", []step{
-			{reserve: &ReserveRequest{"a", 5, src(0, 1)}, stock: stock(5), want: domain.Pass, applied: true, reserved: 5},
+			{reserve: r(req("a", 1, 0, 1)), stock: stock(1), want: domain.Pass, outcome: Fresh, reserved: 1, inFlight: 1},
+			{reserve: r(req("b", 1, 1, 1)), stock: stock(1), want: domain.Fail, outcome: Fresh, reserved: 1, inFlight: 2},
 		}},
 		{"no stock row fails, even for nothing", []step{
-			{reserve: &ReserveRequest{"a", 0, src(0, 1)}, stock: Stock{}, want: domain.Fail, applied: true},
+			{reserve: r(req("a", 0, 0, 1)), stock: Stock{}, want: domain.Fail, outcome: Fresh, inFlight: 1},
 		}},
 		{"negative quantity fails rather than adding stock", []step{
-			{reserve: &ReserveRequest{"a", -3, src(0, 1)}, stock: stock(5), want: domain.Fail, applied: true},
+			{reserve: r(req("a", -3, 0, 1)), stock: stock(5), want: domain.Fail, outcome: Fresh, inFlight: 1},
 		}},
-		{"redelivered request reserves once", []step{
-			{reserve: &ReserveRequest{"a", 2, src(0, 7)}, stock: stock(5), want: domain.Pass, applied: true, reserved: 2},
-			{reserve: &ReserveRequest{"a", 2, src(0, 7)}, stock: stock(5), reserved: 2},
-			{reserve: &ReserveRequest{"z", 2, src(0, 3)}, stock: stock(5), reserved: 2}, // older offset of the same source
-			{reserve: &ReserveRequest{"b", 2, src(1, 3)}, stock: stock(5), want: domain.Pass, applied: true, reserved: 4},
+		{"an in-flight order asked again gets the same answer, whatever the stock now", []step{
+			{reserve: r(req("a", 2, 0, 7)), stock: stock(2), want: domain.Pass, outcome: Fresh, reserved: 2, inFlight: 1},
+			{reserve: r(req("a", 2, 0, 7)), stock: stock(0), want: domain.Pass, outcome: Replayed, reserved: 2, inFlight: 1},
+			{reserve: r(req("b", 1, 0, 8)), stock: stock(2), want: domain.Fail, outcome: Fresh, reserved: 2, inFlight: 2},
+			{reserve: r(req("b", 1, 0, 8)), stock: stock(100), want: domain.Fail, outcome: Replayed, reserved: 2, inFlight: 2},
 		}},
-		{"release gives back once", []step{
-			{reserve: &ReserveRequest{"a", 2, src(0, 1)}, stock: stock(2), want: domain.Pass, applied: true, reserved: 2},
-			{release: &ReleaseRequest{"a", 2, src(0, 9)}, applied: true, reserved: 0},
-			{release: &ReleaseRequest{"a", 2, src(0, 9)}, reserved: 0},
-			{reserve: &ReserveRequest{"b", 2, src(0, 10)}, stock: stock(2), want: domain.Pass, applied: true, reserved: 2},
+		{"a FAILED order releases once", []step{
+			{reserve: r(req("a", 2, 0, 1)), stock: stock(2), want: domain.Pass, outcome: Fresh, reserved: 2, inFlight: 1},
+			{release: "a", reserved: 0},
+			{release: "a", reserved: 0},
+			{reserve: r(req("b", 2, 0, 2)), stock: stock(2), want: domain.Pass, outcome: Fresh, reserved: 2, inFlight: 1},
+		}},
+		{"a VALIDATED order is forgotten and keeps its units; its redelivered request is settled", []step{
+			{reserve: r(req("a", 2, 0, 5)), stock: stock(9), want: domain.Pass, outcome: Fresh, reserved: 2, inFlight: 1},
+			{forget: "a", reserved: 2},
+			{reserve: r(req("a", 2, 0, 5)), stock: stock(9), outcome: Settled, reserved: 2},
+			{reserve: r(req("c", 2, 0, 4)), stock: stock(9), outcome: Settled, reserved: 2},
+			{reserve: r(req("d", 2, 1, 4)), stock: stock(9), want: domain.Pass, outcome: Fresh, reserved: 4, inFlight: 1},
 		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var r ReservedStock
+			var rs ReservedStock
 			for i, s := range c.steps {
-				var got domain.ValidationResult
-				var applied bool
-				if s.reserve != nil {
-					got, applied = r.Reserve(*s.reserve, s.stock)
-				} else {
-					applied = r.Release(*s.release)
+				switch {
+				case s.reserve != nil:
+					a, outcome := rs.Reserve(*s.reserve, s.stock)
+					if outcome != s.outcome || (outcome != Settled && a.Result != s.want) {
+						t.Fatalf("step %d: %+v %v, want %s %v", i, a, outcome, s.want, s.outcome)
+					}
+				case s.release != "":
+					rs.Release(s.release)
+				default:
+					rs.Forget(s.forget)
 				}
-				if got != s.want || applied != s.applied || r.Reserved != s.reserved {
-					t.Fatalf("step %d: result %q applied %v reserved %d, want %q %v %d", i, got, applied, r.Reserved, s.want, s.applied, s.reserved)
+				if rs.Reserved != s.reserved || len(rs.Orders) != s.inFlight {
+					t.Fatalf("step %d: reserved %d with %d in flight, want %d and %d", i, rs.Reserved, len(rs.Orders), s.reserved, s.inFlight)
 				}
 			}
 		})
 	}
 }
 
-// A product's value does not grow with the orders it has seen: the fault of the first design.
-func TestProductStateSizeIsConstant(t *testing.T) {
-	var r ReservedStock
+// A product's value holds in-flight orders only: it does not grow with the orders seen (the
+// fault of the first design, which kept a day of orders in it).
+func TestProductStateHoldsOnlyInFlightOrders(t *testing.T) {
+	var rs ReservedStock
 	size := func() int {
-		b, _ := json.Marshal(TableValue{ReservedStock: r})
+		b, _ := json.Marshal(TableValue{ReservedStock: rs})
 		return len(b)
 	}
-	for i := 0; i < 1000; i++ {
-		r.Reserve(ReserveRequest{OrderID: fmt.Sprint("order-", i), Quantity: 1, Source: src(int32(i%6), int64(i))}, Stock{Units: 1 << 30, Known: true})
+	for i := 0; i < 100000; i++ {
+		id := fmt.Sprint("order-", i)
+		rs.Reserve(req(id, 1, int32(i%6), int64(i)), Stock{Units: 1 << 30, Known: true})
+		if i >= 10 { // orders finish shortly after they are judged
+			rs.Forget(fmt.Sprint("order-", i-10))
+		}
+		if i == 1000 {
+			if s := size(); s > 2000 {
+				t.Fatalf("value is %d bytes with 10 orders in flight", s)
+			}
+		}
 	}
-	after1k := size()
-	for i := 1000; i < 100000; i++ {
-		r.Reserve(ReserveRequest{OrderID: fmt.Sprint("order-", i), Quantity: 1, Source: src(int32(i%6), int64(i))}, Stock{Units: 1 << 30, Known: true})
+	if s := size(); s > 2000 || len(rs.Orders) != 10 || rs.Reserved != 100000 {
+		t.Fatalf("after 100k orders: %d bytes, %d in flight, %d reserved", s, len(rs.Orders), rs.Reserved)
 	}
-	if grown := size() - after1k; grown > 16 {
-		t.Fatalf("product value grew by %d bytes from 1k to 100k orders (%d bytes)", grown, size())
-	}
-	if r.Reserved != 100000 {
-		t.Fatalf("reserved %d", r.Reserved)
+}
+
+func TestAnswersOlderThanTheRetentionAreDropped(t *testing.T) {
+	var rs ReservedStock
+	rs.Reserve(ReserveRequest{OrderID: "old", Quantity: 1, EventMs: 0, Source: Source{Topic: "orders", Offset: 1}}, Stock{Units: 9, Known: true})
+	rs.Reserve(ReserveRequest{OrderID: "new", Quantity: 1, EventMs: AnswerRetention.Milliseconds() + 1, Source: Source{Topic: "orders", Offset: 2}}, Stock{Units: 9, Known: true})
+	if _, ok := rs.Orders["old"]; ok || rs.Reserved != 2 {
+		t.Fatalf("orders %v reserved %d: the old answer must go, its units stay", rs.Orders, rs.Reserved)
 	}
 }
 
@@ -99,14 +122,16 @@ func TestLoopMessageValidate(t *testing.T) {
 		m    LoopMessage
 		ok   bool
 	}{
-		{"reserve", LoopMessage{Reserve: &ReserveRequest{"a", 1, src(0, 1)}}, true},
-		{"release", LoopMessage{Release: &ReleaseRequest{"a", 1, src(0, 1)}}, true},
+		{"reserve", LoopMessage{Reserve: &ReserveRequest{OrderID: "a", Quantity: 1, Source: Source{Topic: "orders"}}}, true},
+		{"release", LoopMessage{Release: &OrderRef{"a"}}, true},
+		{"forget", LoopMessage{Forget: &OrderRef{"a"}}, true},
 		{"verdict", LoopMessage{Verdict: &VerdictRecord{Result: domain.Pass, Reserved: 1}}, true},
+		{"settled", LoopMessage{Verdict: &VerdictRecord{Settled: true}}, true},
 		{"nothing", LoopMessage{}, false},
-		{"two", LoopMessage{Reserve: &ReserveRequest{"a", 1, src(0, 1)}, Verdict: &VerdictRecord{Result: domain.Fail}}, false},
-		{"reserve without id", LoopMessage{Reserve: &ReserveRequest{"", 1, src(0, 1)}}, false},
-		{"reserve without source", LoopMessage{Reserve: &ReserveRequest{"a", 1, Source{}}}, false},
-		{"negative release", LoopMessage{Release: &ReleaseRequest{"a", -1, src(0, 1)}}, false},
+		{"two", LoopMessage{Release: &OrderRef{"a"}, Forget: &OrderRef{"a"}}, false},
+		{"reserve without id", LoopMessage{Reserve: &ReserveRequest{Quantity: 1, Source: Source{Topic: "orders"}}}, false},
+		{"reserve without source", LoopMessage{Reserve: &ReserveRequest{OrderID: "a", Quantity: 1}}, false},
+		{"release without id", LoopMessage{Release: &OrderRef{}}, false},
 		{"error verdict", LoopMessage{Verdict: &VerdictRecord{Result: domain.Error}}, false},
 	}
 	for _, c := range cases {
