@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/tester"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ordersys/ecosystem/internal/details"
@@ -54,21 +52,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestProcessorEmitsOneVerdictPerCreatedOrder(t *testing.T) {
-	tt := tester.New(t)
-	n := platform.Names{}
-	proc, err := goka.NewProcessor(nil, details.Graph(n, codecs), goka.WithTester(tt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- proc.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-	}()
+	tt := kafkatest.StartTester(t, details.Graph(platform.Names{}, codecs))
 
 	verdicts := tt.NewQueueTracker(string(platform.TopicOrderValidations))
 	dead := tt.NewQueueTracker(string(platform.TopicDeadLetters))

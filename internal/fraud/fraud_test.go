@@ -60,20 +60,7 @@ type testProcessor struct {
 
 func startTester(t *testing.T) *testProcessor {
 	t.Helper()
-	tt := tester.New(t)
-	proc, err := goka.NewProcessor(nil, fraud.Graph(platform.Names{}, codecs), goka.WithTester(tt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- proc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("processor: %v", err)
-		}
-	})
+	tt := kafkatest.StartTester(t, fraud.Graph(platform.Names{}, codecs))
 	return &testProcessor{
 		tt:       tt,
 		verdicts: tt.NewQueueTracker(string(platform.TopicOrderValidations)),

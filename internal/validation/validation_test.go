@@ -1,14 +1,11 @@
 package validation_test
 
 import (
-	"context"
 	"testing"
-
-	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/tester"
 
 	"github.com/ordersys/ecosystem/internal/domain"
 	"github.com/ordersys/ecosystem/internal/platform"
+	"github.com/ordersys/ecosystem/internal/platform/kafkatest"
 	"github.com/ordersys/ecosystem/internal/validation"
 )
 
@@ -50,20 +47,7 @@ func TestAggregatorDecidesOncePerOrder(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			tt := tester.New(t)
-			proc, err := goka.NewProcessor(nil, validation.Graph(platform.Names{}, codecs), goka.WithTester(tt))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- proc.Run(ctx) }()
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Fatal(err)
-				}
-			}()
+			tt := kafkatest.StartTester(t, validation.Graph(platform.Names{}, codecs))
 
 			orders := tt.NewQueueTracker(string(platform.TopicOrders))
 			o := domain.Order{ID: "o1", CustomerID: 2, State: domain.OrderCreated, Product: domain.Jumpers, Quantity: 1, Price: 1}
