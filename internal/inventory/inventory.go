@@ -25,7 +25,10 @@
 package inventory
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -44,9 +47,31 @@ type Config = service.ProcessorConfig
 // DefaultConfig returns the defaults (admin port :9103).
 func DefaultConfig() Config { return service.NewProcessorConfig(":9103") }
 
-// loopCodec encodes loopback records. The loop edge itself is declared with codec.Bytes so that
-// a record that does not decode is dead-lettered instead of stopping the processor.
-var loopCodec platform.JSONCodec[LoopMessage]
+// loopCodec encodes and decodes loopback records. The loop edge itself is declared with
+// codec.Bytes so that a record that does not decode is dead-lettered instead of stopping the
+// processor.
+var loopCodec strictLoopCodec
+
+// strictLoopCodec refuses loopback records with fields this service never writes: such a
+// record was not written by us, and acting on part of it would be a guess.
+type strictLoopCodec struct{ platform.JSONCodec[LoopMessage] }
+
+// Unmarshal decodes strictly, then validates.
+func (strictLoopCodec) Unmarshal(data []byte) (LoopMessage, error) {
+	var m LoopMessage
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return m, &platform.DecodeError{Kind: platform.ErrCorruptJSON, Record: "inventory loopback record", SchemaID: -1, Cause: err}
+	}
+	if dec.More() {
+		return m, &platform.DecodeError{Kind: platform.ErrCorruptJSON, Record: "inventory loopback record", SchemaID: -1, Cause: errors.New("trailing data")}
+	}
+	if err := m.Validate(); err != nil {
+		return m, &platform.DecodeError{Kind: platform.ErrInvalidValue, Record: "inventory loopback record", SchemaID: -1, Cause: err}
+	}
+	return m, nil
+}
 
 // tableCodec encodes the group-table values.
 var tableCodec platform.JSONCodec[TableValue]
@@ -129,11 +154,10 @@ func (p processing) order(ctx goka.Context, o domain.Order) {
 // finish ends an order's entry and tells its product: a FAILED order's units go back, a
 // VALIDATED order's answer is forgotten (its units stay reserved).
 func finish(ctx goka.Context, v *TableValue, orderID string, final domain.OrderState) {
-	ref := &OrderRef{OrderID: orderID}
 	if final == domain.OrderFailed {
-		loopback(ctx, string(v.Order.Product), LoopMessage{Release: ref})
+		loopback(ctx, string(v.Order.Product), LoopMessage{Release: &ReleaseRequest{OrderID: orderID, Quantity: v.Order.Reserved, Source: sourceOf(ctx)}})
 	} else {
-		loopback(ctx, string(v.Order.Product), LoopMessage{Forget: ref})
+		loopback(ctx, string(v.Order.Product), LoopMessage{Forget: &OrderRef{OrderID: orderID}})
 	}
 	v.Order = nil
 	store(ctx, v)
@@ -156,7 +180,7 @@ func (p processing) loop(ctx goka.Context, m LoopMessage) {
 		p.emitVerdict(ctx, m.Reserve.OrderID, answer.Result)
 		loopback(ctx, m.Reserve.OrderID, LoopMessage{Verdict: &VerdictRecord{Result: answer.Result, Reserved: answer.Reserved}})
 	case m.Release != nil:
-		if v.Release(m.Release.OrderID) {
+		if v.Release(*m.Release) {
 			store(ctx, v)
 		}
 	case m.Forget != nil:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"strconv"
 	"time"
 
@@ -68,6 +69,12 @@ type Answer struct {
 // decided within seconds; a day covers an aggregator outage with a wide margin.
 const AnswerRetention = 24 * time.Hour
 
+// MaxAnswers bounds the answers a product keeps, so its value stays far below Kafka's message
+// size limit even when orders stop being decided (the aggregator down): beyond it the oldest
+// answer is dropped. A dropped order's release still works (it carries its quantity); what is
+// lost is only the re-sending of its answer, needed if a crash lost that answer too.
+const MaxAnswers = 256
+
 // Source identifies the record that asked for a change, for logs and dead letters.
 type Source struct {
 	Topic     string `json:"topic"`
@@ -96,14 +103,9 @@ func (r *ReservedStock) Reserve(req ReserveRequest, stock Stock) (Answer, Outcom
 	if a, ok := r.Orders[req.OrderID]; ok {
 		return a, Replayed
 	}
-	source := req.Source.Topic + "/" + strconv.Itoa(int(req.Source.Partition))
-	if last, ok := r.Applied[source]; ok && req.Source.Offset <= last {
+	if r.applied(req.Source) {
 		return Answer{}, Settled
 	}
-	if r.Applied == nil {
-		r.Applied = map[string]int64{}
-	}
-	r.Applied[source] = req.Source.Offset
 	answer := Answer{Result: domain.Fail, EventMs: req.EventMs}
 	if stock.Known && req.Quantity >= 0 && int64(stock.Units)-r.Reserved-int64(req.Quantity) >= 0 {
 		r.Reserved += int64(req.Quantity)
@@ -116,23 +118,51 @@ func (r *ReservedStock) Reserve(req ReserveRequest, stock Stock) (Answer, Outcom
 	r.LatestEventMs = max(r.LatestEventMs, req.EventMs)
 	horizon := r.LatestEventMs - AnswerRetention.Milliseconds()
 	maps.DeleteFunc(r.Orders, func(_ string, a Answer) bool { return a.EventMs < horizon })
+	for len(r.Orders) > MaxAnswers {
+		oldest, oldestMs := "", int64(math.MaxInt64)
+		for id, a := range r.Orders {
+			if a.EventMs < oldestMs || (a.EventMs == oldestMs && id < oldest) {
+				oldest, oldestMs = id, a.EventMs
+			}
+		}
+		delete(r.Orders, oldest)
+	}
 	return answer, Fresh
 }
 
-// Release gives back the units of an order that ended FAILED and forgets it; Forget only
-// forgets an order that ended VALIDATED. Both report whether anything changed, so a
-// redelivered request is harmless.
-func (r *ReservedStock) Release(orderID string) bool {
-	a, ok := r.Orders[orderID]
-	if !ok {
+// applied reports whether a request from src was applied before, and records it if not.
+func (r *ReservedStock) applied(src Source) bool {
+	source := src.Topic + "/" + strconv.Itoa(int(src.Partition))
+	if last, ok := r.Applied[source]; ok && src.Offset <= last {
+		return true
+	}
+	if r.Applied == nil {
+		r.Applied = map[string]int64{}
+	}
+	r.Applied[source] = src.Offset
+	return false
+}
+
+// Release gives back the units of an order that ended FAILED and forgets it, once: a known
+// order by its answer; one whose answer was dropped by the quantity the request carries,
+// unless the request was applied before (recognised by its source offset). It reports whether
+// anything changed.
+func (r *ReservedStock) Release(req ReleaseRequest) bool {
+	if a, ok := r.Orders[req.OrderID]; ok {
+		r.applied(req.Source)
+		r.Reserved -= int64(a.Reserved)
+		delete(r.Orders, req.OrderID)
+		return true
+	}
+	if r.applied(req.Source) || req.Quantity == 0 {
 		return false
 	}
-	r.Reserved -= int64(a.Reserved)
-	delete(r.Orders, orderID)
+	r.Reserved -= int64(req.Quantity)
 	return true
 }
 
-// Forget drops an order's answer once the order is VALIDATED: its units stay reserved.
+// Forget drops an order's answer once the order is VALIDATED: its units stay reserved. It
+// reports whether anything changed.
 func (r *ReservedStock) Forget(orderID string) bool {
 	if _, ok := r.Orders[orderID]; !ok {
 		return false
@@ -157,7 +187,7 @@ type OrderEntry struct {
 // Reserve, Release and Forget go to a product's key, Verdict back to an order's key.
 type LoopMessage struct {
 	Reserve *ReserveRequest `json:"reserve,omitempty"`
-	Release *OrderRef       `json:"release,omitempty"`
+	Release *ReleaseRequest `json:"release,omitempty"`
 	Forget  *OrderRef       `json:"forget,omitempty"`
 	Verdict *VerdictRecord  `json:"verdict,omitempty"`
 }
@@ -171,7 +201,15 @@ type ReserveRequest struct {
 	Source  Source `json:"source"`
 }
 
-// OrderRef names the order a release or forget is about.
+// ReleaseRequest gives back the units of an order that ended FAILED.
+type ReleaseRequest struct {
+	OrderID string `json:"orderId"`
+	// Quantity is what the order's verdict said it reserved (0 for a FAIL).
+	Quantity int32  `json:"quantity"`
+	Source   Source `json:"source"`
+}
+
+// OrderRef names the order a forget is about.
 type OrderRef struct {
 	OrderID string `json:"orderId"`
 }
@@ -200,8 +238,10 @@ func (m LoopMessage) Validate() error {
 	switch {
 	case m.Reserve != nil && (m.Reserve.OrderID == "" || m.Reserve.Source.Topic == ""):
 		return errors.New("inventory loopback record: reserve without order id or source")
-	case m.Release != nil && m.Release.OrderID == "", m.Forget != nil && m.Forget.OrderID == "":
-		return errors.New("inventory loopback record: release or forget without order id")
+	case m.Release != nil && (m.Release.OrderID == "" || m.Release.Source.Topic == "" || m.Release.Quantity < 0):
+		return errors.New("inventory loopback record: release without order id, source or a quantity")
+	case m.Forget != nil && m.Forget.OrderID == "":
+		return errors.New("inventory loopback record: forget without order id")
 	case m.Verdict != nil && !m.Verdict.Settled && m.Verdict.Result != domain.Pass && m.Verdict.Result != domain.Fail:
 		return fmt.Errorf("inventory loopback record: verdict %q is neither PASS nor FAIL", m.Verdict.Result)
 	}

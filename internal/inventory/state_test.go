@@ -16,7 +16,7 @@ func TestReserveReleaseForget(t *testing.T) {
 	stock := func(n int32) Stock { return Stock{Units: n, Known: true} }
 	type step struct {
 		reserve  *ReserveRequest
-		release  string
+		release  *ReleaseRequest
 		forget   string
 		stock    Stock
 		want     domain.ValidationResult
@@ -47,9 +47,9 @@ func TestReserveReleaseForget(t *testing.T) {
 		}},
 		{"a FAILED order releases once", []step{
 			{reserve: r(req("a", 2, 0, 1)), stock: stock(2), want: domain.Pass, outcome: Fresh, reserved: 2, inFlight: 1},
-			{release: "a", reserved: 0},
-			{release: "a", reserved: 0},
-			{reserve: r(req("b", 2, 0, 2)), stock: stock(2), want: domain.Pass, outcome: Fresh, reserved: 2, inFlight: 1},
+			{release: &ReleaseRequest{"a", 2, Source{"orders", 0, 9}}, reserved: 0},
+			{release: &ReleaseRequest{"a", 2, Source{"orders", 0, 9}}, reserved: 0},
+			{reserve: r(req("b", 2, 0, 10)), stock: stock(2), want: domain.Pass, outcome: Fresh, reserved: 2, inFlight: 1},
 		}},
 		{"a VALIDATED order is forgotten and keeps its units; its redelivered request is settled", []step{
 			{reserve: r(req("a", 2, 0, 5)), stock: stock(9), want: domain.Pass, outcome: Fresh, reserved: 2, inFlight: 1},
@@ -69,8 +69,8 @@ func TestReserveReleaseForget(t *testing.T) {
 					if outcome != s.outcome || (outcome != Settled && a.Result != s.want) {
 						t.Fatalf("step %d: %+v %v, want %s %v", i, a, outcome, s.want, s.outcome)
 					}
-				case s.release != "":
-					rs.Release(s.release)
+				case s.release != nil:
+					rs.Release(*s.release)
 				default:
 					rs.Forget(s.forget)
 				}
@@ -123,20 +123,45 @@ func TestLoopMessageValidate(t *testing.T) {
 		ok   bool
 	}{
 		{"reserve", LoopMessage{Reserve: &ReserveRequest{OrderID: "a", Quantity: 1, Source: Source{Topic: "orders"}}}, true},
-		{"release", LoopMessage{Release: &OrderRef{"a"}}, true},
+		{"release", LoopMessage{Release: &ReleaseRequest{"a", 1, Source{Topic: "orders"}}}, true},
 		{"forget", LoopMessage{Forget: &OrderRef{"a"}}, true},
 		{"verdict", LoopMessage{Verdict: &VerdictRecord{Result: domain.Pass, Reserved: 1}}, true},
 		{"settled", LoopMessage{Verdict: &VerdictRecord{Settled: true}}, true},
 		{"nothing", LoopMessage{}, false},
-		{"two", LoopMessage{Release: &OrderRef{"a"}, Forget: &OrderRef{"a"}}, false},
+		{"two", LoopMessage{Release: &ReleaseRequest{"a", 1, Source{Topic: "orders"}}, Forget: &OrderRef{"a"}}, false},
 		{"reserve without id", LoopMessage{Reserve: &ReserveRequest{Quantity: 1, Source: Source{Topic: "orders"}}}, false},
 		{"reserve without source", LoopMessage{Reserve: &ReserveRequest{OrderID: "a", Quantity: 1}}, false},
-		{"release without id", LoopMessage{Release: &OrderRef{}}, false},
+		{"release without id", LoopMessage{Release: &ReleaseRequest{Quantity: 1, Source: Source{Topic: "orders"}}}, false},
+		{"negative release", LoopMessage{Release: &ReleaseRequest{"a", -1, Source{Topic: "orders"}}}, false},
 		{"error verdict", LoopMessage{Verdict: &VerdictRecord{Result: domain.Error}}, false},
 	}
 	for _, c := range cases {
 		if err := c.m.Validate(); (err == nil) != c.ok {
 			t.Errorf("%s: Validate() = %v, want ok=%v", c.name, err, c.ok)
 		}
+	}
+}
+
+// Undecided orders (the aggregator down) cannot grow a product's value past MaxAnswers, and a
+// dropped order's release still gives its units back, once.
+func TestAnswersAreCappedAndDroppedOrdersStillRelease(t *testing.T) {
+	var rs ReservedStock
+	for i := 0; i < 4000; i++ {
+		rs.Reserve(req(fmt.Sprintf("%0240d", i), 1, 0, int64(i)), Stock{Units: 1 << 30, Known: true})
+	}
+	b, _ := json.Marshal(TableValue{ReservedStock: rs})
+	if len(rs.Orders) != MaxAnswers || len(b) > 200_000 || rs.Reserved != 4000 {
+		t.Fatalf("%d answers, %d bytes, %d reserved", len(rs.Orders), len(b), rs.Reserved)
+	}
+	dropped := fmt.Sprintf("%0240d", 0)
+	if _, ok := rs.Orders[dropped]; ok {
+		t.Fatal("the oldest answer was kept")
+	}
+	release := ReleaseRequest{OrderID: dropped, Quantity: 1, Source: Source{Topic: "orders", Partition: 1, Offset: 9}}
+	if !rs.Release(release) || rs.Reserved != 3999 {
+		t.Fatalf("release of a dropped order: reserved %d", rs.Reserved)
+	}
+	if rs.Release(release) || rs.Reserved != 3999 {
+		t.Fatalf("redelivered release: reserved %d", rs.Reserved)
 	}
 }
