@@ -54,7 +54,9 @@ var loopCodec strictLoopCodec
 
 // strictLoopCodec refuses loopback records with fields this service never writes: such a
 // record was not written by us, and acting on part of it would be a guess.
-type strictLoopCodec struct{ platform.JSONCodec[LoopMessage] }
+type strictLoopCodec struct {
+	platform.JSONCodec[LoopMessage]
+}
 
 // Unmarshal decodes strictly, then validates.
 func (strictLoopCodec) Unmarshal(data []byte) (LoopMessage, error) {
