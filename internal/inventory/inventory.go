@@ -13,10 +13,10 @@
 //     FAILED order sends its units back in a ReleaseRequest.
 //   - A product's key: its ReservedStock — the units reserved and the answers given to orders
 //     still in flight, forgotten (or released) when the order's final state arrives, so it
-//     holds in-flight orders only. One callback joins the stock row, checks, reserves and emits
-//     the verdict, so no other order of the product can interleave. A request seen again (a
-//     redelivery, or a resend of a request whose answer was lost in a crash) gets the same
-//     answer sent again and changes nothing.
+//     holds in-flight orders only (at most MaxAnswers). One callback joins the stock row,
+//     checks, reserves and emits the verdict, so no other order of the product can interleave.
+//     A request seen again (a redelivery, or a resend of a request whose answer was lost in a
+//     crash) gets the same answer sent again and changes nothing.
 //
 // The reference kept a count per product only; the first version of this service kept every
 // order of the last day in the product's value, which grew until it passed Kafka's message
