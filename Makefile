@@ -2,7 +2,7 @@
 GO      ?= go
 BINARIES := $(notdir $(wildcard cmd/*))
 
-.PHONY: build test test-short lint run fmt bench
+.PHONY: build test test-short test-kafka lint run fmt bench bench-kafka kafka
 
 build:
 	$(GO) build -o bin/ ./cmd/...
@@ -18,6 +18,20 @@ lint:
 test: lint
 	$(GO) test -race -timeout 14m ./...
 	ORDERSYS_RELIABILITY=short $(GO) test -race -count=1 -timeout 10m ./test/reliability/
+
+# The same suite on Apache Kafka itself (internal/apachekafka: the broker from Maven Central,
+# test/kafka/pom.xml, run as a JVM; needs Java 17+ and Maven, and downloads nothing after the
+# first run). One broker serves every package's integration tests and test/e2e; then the
+# reliability suite's short mode starts brokers of its own, to SIGKILL them, including the
+# three-broker cluster scenario. KAFKA_VERSION picks another 4.x release.
+test-kafka: lint
+	$(GO) run ./test/kafka/withkafka -- $(GO) tool gotestsum --format standard-quiet -- -race -count=1 -timeout 20m ./...
+	KAFKA_BACKEND=apache ORDERSYS_RELIABILITY=short $(GO) tool gotestsum --format standard-verbose -- -race -count=1 -timeout 20m ./test/reliability/
+
+# A local Apache Kafka for running the services against (127.0.0.1:9092, data in data/kafka,
+# kept between runs); Ctrl-C stops it.
+kafka:
+	$(GO) run ./test/kafka/withkafka --dir data/kafka --port 9092 --controller-port 9093
 
 test-short:
 	$(GO) test -short ./...
@@ -35,3 +49,8 @@ fmt:
 bench:
 	$(GO) build -o bin/bench ./cmd/bench
 	./bin/bench $(BENCH_FLAGS)
+
+# The same phases with the ecosystem on Apache Kafka, started by the benchmark from Maven.
+bench-kafka:
+	$(GO) build -o bin/bench ./cmd/bench
+	./bin/bench --apache-kafka --out bench-results-kafka.json $(BENCH_FLAGS)

@@ -24,6 +24,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ordersys/ecosystem/internal/apachekafka"
 )
 
 // wantServices are the containers compose must run, each with the binary it runs.
@@ -137,6 +139,9 @@ func TestComposeKafka(t *testing.T) {
 			repo, tag, _ := strings.Cut(k.Image, ":")
 			if repo != "apache/kafka" || tag == "" || tag == "latest" {
 				return fmt.Errorf("image %q: want apache/kafka:<version>", k.Image)
+			}
+			if tag != apachekafka.DefaultVersion {
+				return fmt.Errorf("image %q: the suite runs on Kafka %s (make test-kafka); deploy that release", k.Image, apachekafka.DefaultVersion)
 			}
 			return nil
 		}},

@@ -30,6 +30,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/ordersys/ecosystem/internal/apachekafka"
 	"github.com/ordersys/ecosystem/internal/domain"
 	"github.com/ordersys/ecosystem/internal/platform"
 	"github.com/ordersys/ecosystem/internal/sampledata"
@@ -48,6 +49,10 @@ type Config struct {
 	Self string
 	// StartTimeout bounds the start of a services process.
 	StartTimeout time.Duration
+	// ApacheKafka runs the started ecosystem on Apache Kafka (internal/apachekafka, one node
+	// started from Maven by the benchmark) instead of its embedded broker; each services start
+	// gets a topic prefix of its own on it, and the broker's CPU is reported on its own.
+	ApacheKafka bool
 
 	// Warmup orders precede every latency measurement and are not counted.
 	Warmup int
@@ -117,6 +122,8 @@ func (c Config) Validate() error {
 		return errors.New("config: --url needs --brokers: the floor, the stock and the extra instances use the services' broker")
 	case c.URL == "" && len(c.Kafka.Brokers) > 0:
 		return errors.New("config: --brokers needs --url: the benchmark starts its own broker unless it measures a running ecosystem")
+	case c.ApacheKafka && c.URL != "":
+		return errors.New("config: --apache-kafka starts the broker of a started ecosystem; it makes no sense with --url")
 	case c.ServicesPID != 0 && c.URL == "":
 		return errors.New("config: --services-pid is for a running ecosystem (--url)")
 	case c.LatencyOrders < 1 || c.FloorRecords < 1:
@@ -143,8 +150,9 @@ type Results struct {
 	StartedAt time.Time `json:"startedAt"`
 	DurationS float64   `json:"durationS"`
 	Machine   Machine   `json:"machine"`
-	// Services says what was measured and where it ran.
+	// Services says what was measured and where it ran; Broker which broker it ran on.
 	Services   string `json:"services"`
+	Broker     string `json:"broker"`
 	Partitions int    `json:"partitions"`
 
 	Latency *OneInFlight `json:"latency,omitempty"`
@@ -191,7 +199,10 @@ type runner struct {
 	runID  string
 	client *ordersClient
 	pids   []int // services processes measured
+	// kafka is the Apache Kafka broker the benchmark started (ApacheKafka), nil otherwise.
+	kafka *apachekafka.Cluster
 	steps  int   // throughput steps started, to keep their order ids apart
+	starts int   // services started on the Apache Kafka broker, to keep their topics apart
 	posted int   // orders posted to the current ecosystem
 
 	mu        sync.Mutex
@@ -250,15 +261,32 @@ func (r *runner) run(ctx context.Context, res *Results) error {
 	}
 	defer os.RemoveAll(dir)
 
+	res.Broker = "embedded (kfake) inside the services process"
+	if r.cfg.ApacheKafka {
+		logf(r.cfg.Logs, "starting Apache Kafka")
+		kc, err := apachekafka.Start(ctx, apachekafka.Options{Dir: filepath.Join(dir, "kafka")})
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer kc.Stop()
+		r.kafka = kc
+		res.Broker = fmt.Sprintf("Apache Kafka %s, one node (JVM process %d, heap 512 MiB) at %s",
+			kc.Node(1).RunningVersion(), kc.Node(1).PID(), kc.Node(1).Addr())
+		logf(r.cfg.Logs, "%s", res.Broker)
+	}
 	svc, err := r.startServices(ctx, filepath.Join(dir, "tuned"), false)
 	if err != nil {
 		return err
 	}
 	defer r.stopServices(svc)
-	if svc.proc != nil {
+	switch {
+	case svc.proc != nil && r.kafka != nil:
+		res.Services = fmt.Sprintf("ecosystem (every service, internal/ecosystem, on the Apache Kafka broker) in child process %d; load generator in process %d", svc.proc.ready.PID, os.Getpid())
+	case svc.proc != nil:
 		res.Services = fmt.Sprintf("ecosystem (embedded broker and every service, internal/ecosystem) in child process %d; load generator in process %d", svc.proc.ready.PID, os.Getpid())
-	} else {
+	default:
 		res.Services = fmt.Sprintf("running ecosystem at %s on %s", r.cfg.URL, strings.Join(r.cfg.Kafka.Brokers, ","))
+		res.Broker = "the running ecosystem's (" + strings.Join(r.cfg.Kafka.Brokers, ",") + ")"
 	}
 	if err := r.prepare(ctx, svc); err != nil {
 		return err
@@ -330,7 +358,15 @@ func (r *runner) startServices(ctx context.Context, dir string, gokaFlush bool) 
 	}
 	logf(r.cfg.Logs, "starting the ecosystem (goka flush defaults: %v)", gokaFlush)
 	started := time.Now()
-	proc, err := startServices(ctx, r.cfg.Self, roleEcosystem, ecosystemArgs(dir, r.cfg.Kafka.Partitions, gokaFlush), r.cfg.Logs, r.cfg.StartTimeout)
+	args := ecosystemArgs(dir, r.cfg.Kafka.Partitions, gokaFlush)
+	prefix := ""
+	if r.kafka != nil {
+		// Each start gets fresh topics on the one broker, as a fresh embedded broker would.
+		r.starts++
+		prefix = fmt.Sprintf("bench-%s-%d.", r.runID, r.starts)
+		args = append(args, "--brokers", strings.Join(r.kafka.Bootstrap(), ","), "--topic-prefix", prefix)
+	}
+	proc, err := startServices(ctx, r.cfg.Self, roleEcosystem, args, r.cfg.Logs, r.cfg.StartTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
@@ -338,7 +374,7 @@ func (r *runner) startServices(ctx context.Context, dir string, gokaFlush bool) 
 	r.posted = 0
 	kcfg := r.cfg.Kafka
 	kcfg.Brokers = proc.ready.Brokers
-	kcfg.TopicPrefix = "" // the child's ecosystem uses no prefix
+	kcfg.TopicPrefix = prefix // none on a fresh embedded broker
 	r.pids = []int{proc.ready.PID}
 	return &services{url: proc.ready.URLs[0], kafka: kcfg, proc: proc}, nil
 }
@@ -503,7 +539,13 @@ func (r *runner) noteError(err error) {
 	}
 }
 
-func (r *runner) startMonitor() (*resourceMonitor, error) { return startMonitor(r.pids) }
+func (r *runner) startMonitor() (*resourceMonitor, error) {
+	broker := 0
+	if r.kafka != nil {
+		broker = r.kafka.Node(1).PID()
+	}
+	return startMonitor(r.pids, broker)
+}
 
 // finishMonitor returns the window's resources, or nil (logged) when they could not be read:
 // a missing /proc should not void the latency figures.

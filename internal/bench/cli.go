@@ -65,6 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 		cfg.Kafka.Brokers = platform.SplitList(s)
 		return nil
 	})
+	fs.BoolVar(&cfg.ApacheKafka, "apache-kafka", false, "run the started ecosystem on Apache Kafka, started from Maven by the benchmark (test/kafka/pom.xml; needs Java and Maven), instead of its embedded broker")
 	fs.StringVar(&cfg.URL, "url", "", "Orders REST base URL of a running ecosystem (with --brokers); its stock is set to 2^30 of every product")
 	fs.StringVar(&cfg.Kafka.TopicPrefix, "topic-prefix", "", "topic and group prefix of the running ecosystem")
 	fs.StringVar(&cfg.Kafka.SchemaRegistryURL, "schema-registry", "", "schema registry of the running ecosystem, for the extra Orders instances")

@@ -27,7 +27,8 @@ func WriteTable(w io.Writer, res *Results) error {
 	m := res.Machine
 	_, _ = fmt.Fprintf(w, "Machine: %s, %d CPUs (GOMAXPROCS %d), %.1f GiB, Linux %s, %s; load average at start %s, at end %s\n",
 		m.CPUModel, m.CPUs, m.GOMAXPROCS, m.MemTotalGiB, m.Kernel, m.GoVersion, m.LoadAvgStart, m.LoadAvgEnd)
-	_, _ = fmt.Fprintf(w, "Services: %s; %d partitions per topic. Run took %.0f s.\n\n", res.Services, res.Partitions, res.DurationS)
+	_, _ = fmt.Fprintf(w, "Services: %s; %d partitions per topic. Run took %.0f s.\n", res.Services, res.Partitions, res.DurationS)
+	_, _ = fmt.Fprintf(w, "Broker: %s.\n\n", res.Broker)
 
 	_, _ = fmt.Fprintln(w, "Latency, one order in flight: POST /v1/orders, then GET /v1/orders/{id}/validated (ms)")
 	p("| case\t n\t p50\t p90\t p99\t p99.9\t max\t failed/errors\t services CPU\t load gen CPU\t other CPU\t")
@@ -121,7 +122,11 @@ func resourceCells(r *Resources) (services, loadgen, other string) {
 	if r == nil {
 		return "-", "-", "-"
 	}
-	return fmt.Sprintf("%.2f", r.ServicesCPUCores), fmt.Sprintf("%.2f", r.LoadgenCPUCores), fmt.Sprintf("%.2f", r.OtherCPUCores)
+	other = fmt.Sprintf("%.2f", r.OtherCPUCores)
+	if r.BrokerCPUCores != nil {
+		other = fmt.Sprintf("broker %.2f + %.2f", *r.BrokerCPUCores, r.OtherCPUCores)
+	}
+	return fmt.Sprintf("%.2f", r.ServicesCPUCores), fmt.Sprintf("%.2f", r.LoadgenCPUCores), other
 }
 
 func yesNo(b bool) string {

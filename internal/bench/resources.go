@@ -37,6 +37,10 @@ type Resources struct {
 	// is left of it after the services and the load generator, i.e. other processes.
 	MachineBusyCores float64 `json:"machineBusyCores"`
 	OtherCPUCores    float64 `json:"otherCpuCores"`
+	// BrokerCPUCores is the broker's own CPU when it runs as a process of its own (Apache
+	// Kafka, --apache-kafka); it is then not part of OtherCPUCores. With the embedded broker
+	// it is inside ServicesCPUCores and this is absent.
+	BrokerCPUCores *float64 `json:"brokerCpuCores,omitempty"`
 }
 
 // resourceMonitor measures Resources over a window: CPU counters at start and stop, RSS
@@ -45,6 +49,8 @@ type Resources struct {
 // it measures the load generator and the machine only.
 type resourceMonitor struct {
 	pids  []int
+	// broker is the broker's process id when it runs on its own; 0 otherwise.
+	broker int
 	start time.Time
 	t0    cpuCounters
 	stop  chan struct{}
@@ -59,12 +65,13 @@ type resourceMonitor struct {
 // cpuCounters are the cumulative CPU times read at one instant.
 type cpuCounters struct {
 	services time.Duration
+	broker   time.Duration
 	loadgen  time.Duration
 	machine  time.Duration // non-idle, all CPUs
 }
 
-func startMonitor(pids []int) (*resourceMonitor, error) {
-	m := &resourceMonitor{pids: pids, start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
+func startMonitor(pids []int, broker int) (*resourceMonitor, error) {
+	m := &resourceMonitor{pids: pids, broker: broker, start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
 	var err error
 	if m.t0, err = m.read(); err != nil {
 		return nil, err
@@ -111,6 +118,11 @@ func (m *resourceMonitor) finish() (Resources, error) {
 		MachineBusyCores: cores(t1.machine - m.t0.machine),
 	}
 	r.OtherCPUCores = round2(max(0, r.MachineBusyCores-r.ServicesCPUCores-r.LoadgenCPUCores))
+	if m.broker != 0 {
+		b := cores(t1.broker - m.t0.broker)
+		r.BrokerCPUCores = &b
+		r.OtherCPUCores = round2(max(0, r.OtherCPUCores-b))
+	}
 	if len(m.pids) > 0 {
 		r.ServicesRSSPeakMiB = round2(float64(m.peakRSS) / (1 << 20))
 		r.ServicesRSSEndMiB = round2(float64(m.lastRSS) / (1 << 20))
@@ -127,6 +139,11 @@ func (m *resourceMonitor) read() (cpuCounters, error) {
 			return c, err
 		}
 		c.services += cpu
+	}
+	if m.broker != 0 {
+		if c.broker, err = processCPU(m.broker); err != nil {
+			return c, err
+		}
 	}
 	if c.loadgen, err = selfCPU(); err != nil {
 		return c, err

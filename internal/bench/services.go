@@ -76,6 +76,8 @@ func serveEcosystem(ctx context.Context, args []string, stdout io.Writer) error 
 	partitions := fs.Int("partitions", platform.DefaultConfig().Partitions, "partitions of every topic")
 	gokaFlush := fs.Bool("goka-flush-defaults", false, "run with goka's default producer flush (100 ms / 64 KiB)")
 	logLevel := fs.String("log-level", "warn", "log level of the services")
+	brokers := fs.String("brokers", "", "run on this Kafka instead of an embedded broker")
+	prefix := fs.String("topic-prefix", "", "topic and group prefix on --brokers")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("serve ecosystem: %w", err)
 	}
@@ -89,6 +91,8 @@ func serveEcosystem(ctx context.Context, args []string, stdout io.Writer) error 
 	cfg.Seed = false // the benchmark writes its own, plentiful stock
 	cfg.Kafka.Partitions = *partitions
 	cfg.Kafka.LogLevel = *logLevel
+	cfg.Kafka.Brokers = platform.SplitList(*brokers)
+	cfg.Kafka.TopicPrefix = *prefix
 	if *gokaFlush {
 		cfg.Kafka.Sarama = gokaFlushConfig(cfg.Kafka.ClientID)
 	}

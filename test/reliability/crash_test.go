@@ -79,7 +79,7 @@ func TestBrokerCrashUnderLoad(t *testing.T) {
 		c.broker.kill()
 		t.Logf("SIGKILLed the broker after %d orders (%d accepted); down for %v", attempted, accepted, down)
 		time.Sleep(down)
-		c.broker.start(c.partitions)
+		c.broker.restart()
 		start := time.Now()
 		for _, kind := range serviceKinds {
 			s := svcs[kind]

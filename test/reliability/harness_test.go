@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/ordersys/ecosystem/internal/apachekafka"
 	"github.com/ordersys/ecosystem/internal/domain"
 	"github.com/ordersys/ecosystem/internal/platform"
 	"github.com/ordersys/ecosystem/internal/platform/kafkatest"
@@ -91,14 +92,36 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// brokerProcess is the broker as a process of its own: `ecosystem --broker-only` over a data
-// directory, so that it can be SIGKILLed and started again on the same port and data.
+// testBroker is the broker a scenario can crash: the embedded broker as a process of its own,
+// or Apache Kafka (KAFKA_BACKEND=apache). Either keeps its port and data across a restart.
+type testBroker interface {
+	bootstrap() string
+	// kill SIGKILLs the broker (every node of a cluster) and waits until it is gone.
+	kill()
+	// restart starts it again on the same ports and data and waits until the ecosystem's
+	// topics are there.
+	restart()
+}
+
+// startTestBroker starts the broker of a scenario, with every topic provisioned.
+func startTestBroker(t *testing.T, bins map[string]string, partitions int) testBroker {
+	t.Helper()
+	if kafkatest.WantsApache() {
+		return startApacheBroker(t, 1, partitions)
+	}
+	return startBrokerProcess(t, bins["ecosystem"], partitions)
+}
+
+// brokerProcess is the embedded broker as a process of its own: `ecosystem --broker-only`
+// over a data directory, so that it can be SIGKILLed and started again on the same port and
+// data.
 type brokerProcess struct {
-	t       *testing.T
-	bin     string
-	addr    string
-	dataDir string
-	runs    []*kafkatest.Process
+	t          *testing.T
+	bin        string
+	addr       string
+	dataDir    string
+	partitions int
+	runs       []*kafkatest.Process
 }
 
 // readyBanner is what the ecosystem binary prints once the broker is up and provisioned.
@@ -106,19 +129,22 @@ const readyBanner = "The order-management ecosystem is ready."
 
 func startBrokerProcess(t *testing.T, bin string, partitions int) *brokerProcess {
 	t.Helper()
-	b := &brokerProcess{t: t, bin: bin, addr: freeAddr(t), dataDir: t.TempDir()}
-	b.start(partitions)
+	b := &brokerProcess{t: t, bin: bin, addr: freeAddr(t), dataDir: t.TempDir(), partitions: partitions}
+	b.restart()
 	return b
 }
 
-// start runs the broker and waits until it has provisioned the topics (idempotent on restart).
-func (b *brokerProcess) start(partitions int) {
+func (b *brokerProcess) bootstrap() string { return b.addr }
+
+// restart runs the broker and waits until it has provisioned the topics (idempotent on
+// restart).
+func (b *brokerProcess) restart() {
 	b.t.Helper()
 	p := kafkatest.StartBinary(b.t, b.bin, nil,
 		"--broker-only", "--seed=false",
 		"--data-dir", b.dataDir,
 		"--broker-addr", b.addr,
-		"--partitions", strconv.Itoa(partitions))
+		"--partitions", strconv.Itoa(b.partitions))
 	b.runs = append(b.runs, p)
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(p.Output(), readyBanner) {
@@ -131,10 +157,69 @@ func (b *brokerProcess) start(partitions int) {
 	}
 }
 
-// kill sends SIGKILL and waits until the process is gone.
 func (b *brokerProcess) kill() {
 	b.t.Helper()
 	killProcess(b.t, "broker", b.runs[len(b.runs)-1])
+}
+
+// apacheBroker is Apache Kafka started from Maven (internal/apachekafka): one node, or three
+// for the cluster scenario, with the ecosystem's topics replicated to every node.
+type apacheBroker struct {
+	t       *testing.T
+	cluster *apachekafka.Cluster
+}
+
+func startApacheBroker(t *testing.T, nodes, partitions int) *apacheBroker {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cl, err := apachekafka.Start(ctx, apachekafka.Options{Nodes: nodes, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start Apache Kafka: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("Apache Kafka's logs end:\n%s", cl.LogTail(80))
+		}
+		cl.Stop()
+	})
+	t.Logf("Apache Kafka %s, %d node(s) at %s", cl.Node(1).RunningVersion(), nodes, strings.Join(cl.Bootstrap(), ","))
+	cfg := platform.DefaultConfig()
+	cfg.Brokers = cl.Bootstrap()
+	cfg.Partitions = partitions
+	cfg.Replication = nodes
+	cfg.ClientID = "reliability-provision"
+	if _, err := platform.ProvisionCluster(ctx, cfg); err != nil {
+		t.Fatalf("provision Apache Kafka: %v", err)
+	}
+	return &apacheBroker{t: t, cluster: cl}
+}
+
+func (b *apacheBroker) bootstrap() string { return strings.Join(b.cluster.Bootstrap(), ",") }
+
+func (b *apacheBroker) kill() {
+	for _, n := range b.cluster.Nodes() {
+		n.Kill()
+	}
+}
+
+func (b *apacheBroker) restart() {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := b.cluster.StartAll(ctx); err != nil {
+		b.t.Fatalf("restart Apache Kafka: %v", err)
+	}
+}
+
+// restartNode starts one stopped node again and waits until it serves metadata.
+func (b *apacheBroker) restartNode(n *apachekafka.Node) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := n.Start(ctx); err != nil {
+		b.t.Fatalf("restart Kafka node %d: %v", n.ID, err)
+	}
 }
 
 func killProcess(t *testing.T, name string, p *kafkatest.Process) {
@@ -195,22 +280,30 @@ func (s *service) output() string {
 type cluster struct {
 	t          *testing.T
 	bins       map[string]string
-	broker     *brokerProcess
+	broker     testBroker
 	partitions int
-	names      platform.Names
-	codecs     *platform.Codecs
-	client     *kgo.Client
-	admin      *kadm.Client
-	services   []*service
+	// replication of the topics, passed to the services (REPLICATION).
+	replication int
+	names       platform.Names
+	codecs      *platform.Codecs
+	client      *kgo.Client
+	admin       *kadm.Client
+	services    []*service
 }
 
 func newCluster(t *testing.T, partitions int) *cluster {
 	t.Helper()
 	bins := binaryPaths(t)
-	c := &cluster{t: t, bins: bins, partitions: partitions, codecs: platform.StaticCodecs()}
-	c.broker = startBrokerProcess(t, bins["ecosystem"], partitions)
+	return newClusterOn(t, bins, startTestBroker(t, bins, partitions), partitions, 1)
+}
+
+// newClusterOn is newCluster on a broker the caller started, whose topics have replication.
+func newClusterOn(t *testing.T, bins map[string]string, broker testBroker, partitions, replication int) *cluster {
+	t.Helper()
+	c := &cluster{t: t, bins: bins, partitions: partitions, replication: replication, codecs: platform.StaticCodecs()}
+	c.broker = broker
 	cfg := platform.DefaultConfig()
-	cfg.Brokers = []string{c.broker.addr}
+	cfg.Brokers = platform.SplitList(c.broker.bootstrap())
 	cfg.ClientID = "reliability-test"
 	cl, err := kgo.NewClient(platform.ClientOptions(cfg)...)
 	if err != nil {
@@ -227,11 +320,12 @@ func (c *cluster) startService(kind, name string, extraEnv ...string) *service {
 	c.t.Helper()
 	s := &service{name: name, kind: kind, bin: c.bins[kind], addr: freeAddr(c.t)}
 	s.env = []string{
-		"KAFKA_BROKERS=" + c.broker.addr,
+		"KAFKA_BROKERS=" + c.broker.bootstrap(),
 		"STATE_DIR=" + filepath.Join(c.t.TempDir(), name),
 		"LOG_FORMAT=json",
 		"LOG_LEVEL=info",
 		"KAFKA_CLIENT_ID=" + name,
+		"REPLICATION=" + strconv.Itoa(c.replication),
 	}
 	if kind == kindOrders {
 		s.env = append(s.env, "HTTP_ADDR="+s.addr, "INSTANCE="+name)

@@ -1,10 +1,12 @@
 // Package kafkatest gives a test a Kafka broker and a namespace of its own on it.
 //
-// The broker is, in order of preference: the cluster in KAFKA_BROKERS when set; a Testcontainers
-// Kafka (confluent-local image) when KAFKA_BACKEND=testcontainers, or when the test prefers
-// Docker (end-to-end tests) and a Docker daemon is reachable; otherwise an in-process kfake
-// broker shared by the tests of one package (KAFKA_BACKEND=kfake forces it). Every Env gets a
-// unique topic and group prefix, so tests never see each other's records.
+// The broker is, in order of preference: the cluster in KAFKA_BROKERS when set (`make
+// test-kafka` starts Apache Kafka and sets it for every package); Apache Kafka started from
+// Maven for the tests of one package when KAFKA_BACKEND=apache (internal/apachekafka); a
+// Testcontainers Kafka (confluent-local image) when KAFKA_BACKEND=testcontainers, or when the
+// test prefers Docker (end-to-end tests) and a Docker daemon is reachable; otherwise an
+// in-process kfake broker shared by the tests of one package (KAFKA_BACKEND=kfake forces it).
+// Every Env gets a unique topic and group prefix, so tests never see each other's records.
 package kafkatest
 
 import (
@@ -13,9 +15,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +30,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/ordersys/ecosystem/internal/apachekafka"
 	"github.com/ordersys/ecosystem/internal/broker"
 	"github.com/ordersys/ecosystem/internal/platform"
 )
@@ -37,7 +43,15 @@ const (
 	External       Backend = "external"
 	Testcontainers Backend = "testcontainers"
 	KFake          Backend = "kfake"
+	Apache         Backend = "apache"
 )
+
+// BackendEnv names the environment variable that chooses the backend.
+const BackendEnv = "KAFKA_BACKEND"
+
+// WantsApache reports whether the tests are asked to run on Apache Kafka (KAFKA_BACKEND=apache),
+// for suites that start brokers of their own (test/reliability).
+func WantsApache() bool { return Backend(os.Getenv(BackendEnv)) == Apache }
 
 // ConfluentLocalImage is the Kafka image used with Testcontainers.
 const ConfluentLocalImage = "confluentinc/confluent-local:7.6.1"
@@ -193,9 +207,11 @@ func brokersFor(t testing.TB, preferDocker bool) (Backend, []string) {
 	if v := os.Getenv("KAFKA_BROKERS"); v != "" {
 		return External, platform.SplitList(v)
 	}
-	switch Backend(os.Getenv("KAFKA_BACKEND")) {
+	switch Backend(os.Getenv(BackendEnv)) {
 	case KFake:
 		return KFake, sharedKFake(t)
+	case Apache:
+		return Apache, sharedApache(t)
 	case Testcontainers:
 		if !dockerReachable() {
 			t.Skip("KAFKA_BACKEND=testcontainers but no Docker daemon is reachable")
@@ -212,6 +228,9 @@ var (
 	kfakeOnce    sync.Once
 	kfakeBroker  *broker.Broker
 	kfakeErr     error
+	apacheOnce   sync.Once
+	apacheAddrs  []string
+	apacheErr    error
 	dockerOnce   sync.Once
 	dockerOK     bool
 	containerMu  sync.Mutex
@@ -227,6 +246,39 @@ func sharedKFake(t testing.TB) []string {
 		t.Fatalf("kafkatest: start kfake: %v", kfakeErr)
 	}
 	return kfakeBroker.Addrs()
+}
+
+// sharedApache starts one Apache Kafka broker per test binary. It lives until the process
+// ends (the JVM is started with a parent-death signal), in a directory under the system's
+// temporary directory named by the process id; a later start removes those of processes that
+// have ended (packages' test binaries run in parallel, so only dead ones).
+func sharedApache(t testing.TB) []string {
+	apacheOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		dir := filepath.Join(os.TempDir(), "ordersys-kafkatest-apache")
+		removeDeadRuns(dir)
+		cl, err := apachekafka.Start(ctx, apachekafka.Options{Dir: filepath.Join(dir, strconv.Itoa(os.Getpid()))})
+		if err != nil {
+			apacheErr = err
+			return
+		}
+		apacheAddrs = cl.Bootstrap()
+	})
+	if apacheErr != nil {
+		t.Fatalf("kafkatest: start Apache Kafka: %v", apacheErr)
+	}
+	return apacheAddrs
+}
+
+func removeDeadRuns(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || syscall.Kill(pid, 0) == syscall.ESRCH {
+			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // dockerReachable asks the Docker provider for its health, once per process.
