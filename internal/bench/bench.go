@@ -200,10 +200,10 @@ type runner struct {
 	client *ordersClient
 	pids   []int // services processes measured
 	// kafka is the Apache Kafka broker the benchmark started (ApacheKafka), nil otherwise.
-	kafka *apachekafka.Cluster
-	steps  int   // throughput steps started, to keep their order ids apart
-	starts int   // services started on the Apache Kafka broker, to keep their topics apart
-	posted int   // orders posted to the current ecosystem
+	kafka  *apachekafka.Cluster
+	steps  int // throughput steps started, to keep their order ids apart
+	starts int // services started on the Apache Kafka broker, to keep their topics apart
+	posted int // orders posted to the current ecosystem
 
 	mu        sync.Mutex
 	readKeys  []string

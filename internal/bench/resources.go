@@ -48,13 +48,13 @@ type Resources struct {
 // extra Orders instances while they run); with none (services not started by the benchmark)
 // it measures the load generator and the machine only.
 type resourceMonitor struct {
-	pids  []int
+	pids []int
 	// broker is the broker's process id when it runs on its own; 0 otherwise.
 	broker int
-	start time.Time
-	t0    cpuCounters
-	stop  chan struct{}
-	done  chan struct{}
+	start  time.Time
+	t0     cpuCounters
+	stop   chan struct{}
+	done   chan struct{}
 
 	mu      sync.Mutex
 	peakRSS int64
