@@ -66,6 +66,11 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// StopTimeout bounds the wait after SIGTERM before SIGKILL; default 30 s.
 	StopTimeout time.Duration
+	// Optimized runs the JVMs as a production broker would (G1 and the optimising JIT
+	// compiler), for the benchmark. Without it they start light (serial GC, the quick JIT
+	// only): three brokers warming up with the full JIT took most of this project's two cores
+	// for their first minute, stalling the services under test.
+	Optimized bool
 }
 
 // Cluster is a set of running (or stopped) Kafka nodes sharing one cluster id.
@@ -408,7 +413,7 @@ func (n *Node) launch() error {
 	}
 	n.starts++
 	fmt.Fprintf(out, "=== start %d at %s\n", n.starts, time.Now().Format(time.RFC3339Nano))
-	args := append(n.cluster.jvmArgs(n.cluster.opts.HeapMB),
+	args := append(n.cluster.jvmArgs(n.cluster.opts.HeapMB, n.cluster.opts.Optimized),
 		"-Dlog4j2.configurationFile="+filepath.Join(n.Dir, "log4j2.properties"),
 		"-Dkafka.logs.dir="+logDir,
 		"kafka.Kafka", filepath.Join(n.Dir, "server.properties"))
@@ -526,7 +531,7 @@ func (n *Node) format(ctx context.Context) error {
 
 // runTool runs Kafka's StorageTool with args and returns its trimmed output.
 func (c *Cluster) runTool(ctx context.Context, args ...string) (string, error) {
-	jvm := append(c.jvmArgs(256), "kafka.tools.StorageTool")
+	jvm := append(c.jvmArgs(256, false), "kafka.tools.StorageTool")
 	cmd := exec.CommandContext(ctx, javaBinary(), append(jvm, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -536,13 +541,17 @@ func (c *Cluster) runTool(ctx context.Context, args ...string) (string, error) {
 	return strings.TrimSpace(lines[len(lines)-1]), nil
 }
 
-func (c *Cluster) jvmArgs(heapMB int) []string {
-	return []string{
+func (c *Cluster) jvmArgs(heapMB int, optimized bool) []string {
+	args := []string{
 		fmt.Sprintf("-Xmx%dm", heapMB), fmt.Sprintf("-Xms%dm", min(heapMB, 256)),
-		"-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError",
-		"-Djava.awt.headless=true",
-		"-cp", c.classpath,
+		"-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
 	}
+	if optimized {
+		args = append(args, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20")
+	} else {
+		args = append(args, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
+	}
+	return append(args, "-cp", c.classpath)
 }
 
 // javaBinary is $JAVA_HOME/bin/java when JAVA_HOME is set, else java on the PATH.
