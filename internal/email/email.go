@@ -36,7 +36,6 @@ package email
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -225,35 +224,11 @@ func (s *Service) Run(ctx context.Context) error {
 	g, gctx := service.NewGroup(ctx)
 	g.Go("processor", s.proc.Run)
 	g.Go("admin http", func(ctx context.Context) error { return service.Serve(ctx, ln, mux) })
-	g.Go("sweeper", func(ctx context.Context) error { s.sweep(ctx); return nil })
+	g.Go("sweeper", func(ctx context.Context) error {
+		service.RunSweeps(ctx, s.proc, "email state", s.cfg.SweepInterval, SweepAt)
+		return nil
+	})
 	<-gctx.Done()
 	s.Health.SetStopping()
 	return g.Wait()
-}
-
-// sweep runs SweepAt every SweepInterval until ctx ends. A sweep cut short by a rebalance or
-// shutdown is simply done again next time.
-func (s *Service) sweep(ctx context.Context) {
-	t := time.NewTicker(s.cfg.SweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		proc := s.proc.Processor()
-		if !proc.Recovered() {
-			continue
-		}
-		visited, err := SweepAt(ctx, proc, time.Now())
-		switch {
-		case err == nil:
-			slog.Debug("swept email state", slog.Int64("keys", visited))
-		case errors.Is(err, goka.ErrVisitAborted) || ctx.Err() != nil:
-			slog.Debug("email state sweep interrupted", slog.Any("error", err))
-		default:
-			slog.Warn("email state sweep failed", slog.Any("error", err))
-		}
-	}
 }

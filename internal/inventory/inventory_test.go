@@ -65,15 +65,17 @@ var (
 // testProcessor is the inventory processor on goka's tester.
 type testProcessor struct {
 	tt       *tester.Tester
+	proc     *goka.Processor
 	verdicts *tester.QueueTracker
 	dead     *tester.QueueTracker
 }
 
 func startTester(t *testing.T) *testProcessor {
 	t.Helper()
-	tt := kafkatest.StartTester(t, inventory.Graph(platform.Names{}, codecs))
+	tt, proc := kafkatest.StartTesterProcessor(t, inventory.Graph(platform.Names{}, codecs))
 	return &testProcessor{
 		tt:       tt,
+		proc:     proc,
 		verdicts: tt.NewQueueTracker(string(platform.TopicOrderValidations)),
 		dead:     tt.NewQueueTracker(string(platform.TopicDeadLetters)),
 	}
@@ -209,6 +211,14 @@ func TestProcessorBoundaries(t *testing.T) {
 			{order: order("b", j, 2), want: domain.Pass},
 			{order: order("c", j, 1), want: domain.Fail},
 		}, 2},
+		{"an order redelivered after it finished gets its verdict again and reserves nothing", []step{
+			{row: row(2)},
+			{order: order("a", j, 2), want: domain.Pass},
+			{order: validated(order("a", j, 2))},
+			{order: order("a", j, 2), want: domain.Pass},
+			{order: validated(order("a", j, 2))},
+			{order: order("b", j, 1), want: domain.Fail},
+		}, 2},
 		{"validated orders are ignored", []step{
 			{row: row(2)},
 			{order: validated(order("a", j, 2))},
@@ -238,6 +248,88 @@ func TestProcessorBoundaries(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Issue 13 item 3. A crash can lose an order's reservation request (its loopback record was
+// never written) while the request of a later order of the same orders partition got through.
+// When the first order's CREATED is redelivered, its request is sent again and must be
+// judged: earlier versions took it for applied, because a later offset of its source
+// partition was, and the order never got an INVENTORY_CHECK verdict.
+func TestProcessorJudgesARequestLostBehindALaterOne(t *testing.T) {
+	p := startTester(t)
+	p.setStock(domain.Jumpers, stockRow(t, 5))
+	later, err := json.Marshal(inventory.LoopMessage{Reserve: &inventory.ReserveRequest{
+		OrderID: "later", Quantity: 1, EventMs: base.UnixMilli(),
+		Source: inventory.Source{Topic: string(platform.TopicOrders), Partition: 0, Offset: 1000}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.tt.Consume(platform.LoopTopic(platform.GroupInventory), string(domain.Jumpers), later)
+	if got := p.verdict(t, "later"); got != domain.Pass {
+		t.Fatalf("later: %s, want PASS", got)
+	}
+	p.consume(t, order("lost", domain.Jumpers, 1), base) // its orders offset is below 1000
+	if got := p.verdict(t, "lost"); got != domain.Pass {
+		t.Fatalf("lost: %s, want PASS", got)
+	}
+	if got := p.reserved(domain.Jumpers); got != 2 {
+		t.Fatalf("reserved %d, want 2", got)
+	}
+}
+
+// A finished order's entry stays for FinishedRetention, so that a redelivered CREATED is
+// answered from it; the sweep deletes it afterwards, and an order in flight is never swept.
+func TestSweepDeletesOnlyOrdersFinishedLongAgo(t *testing.T) {
+	p := startTester(t)
+	p.setStock(domain.Jumpers, stockRow(t, 5))
+	p.consume(t, order("done", domain.Jumpers, 1), base)
+	p.verdict(t, "done")
+	done := order("done", domain.Jumpers, 1)
+	done.State = domain.OrderValidated
+	p.consume(t, done, base)
+	p.tt.Consume(platform.LoopTopic(platform.GroupInventory), "pending", mustJSON(t, inventory.LoopMessage{
+		Verdict: &inventory.VerdictRecord{Result: domain.Pass, Reserved: 1}})) // no entry: ignored
+	p.consume(t, order("inflight", domain.Stockings, 1), base) // no stock row: FAIL, not finished
+	p.verdict(t, "inflight")
+
+	entry := func(id string) *inventory.OrderEntry {
+		v, _ := p.tt.TableValue(goka.GroupTable(platform.GroupInventory), id).(*inventory.TableValue)
+		if v == nil {
+			return nil
+		}
+		return v.Order
+	}
+	if e := entry("done"); e == nil || e.Final != domain.OrderValidated || e.FinishedMs == 0 {
+		t.Fatalf("finished entry %+v, want it kept and marked finished", e)
+	}
+	sweep := func(at time.Time) {
+		if _, err := inventory.SweepAt(context.Background(), p.proc, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sweep(time.Now().Add(inventory.FinishedRetention / 2))
+	if entry("done") == nil {
+		t.Fatal("swept before the retention passed")
+	}
+	sweep(time.Now().Add(inventory.FinishedRetention + time.Minute))
+	if e := entry("done"); e != nil {
+		t.Fatalf("entry %+v still there after the retention", e)
+	}
+	if entry("inflight") == nil {
+		t.Fatal("an order in flight was swept")
+	}
+	if got := p.reserved(domain.Jumpers); got != 1 {
+		t.Fatalf("reserved %d after the sweep, want 1 (VALIDATED keeps its units)", got)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func TestProcessorDeadLettersPoisonRecords(t *testing.T) {
@@ -442,6 +534,27 @@ func TestRestartOnBroker(t *testing.T) {
 		}
 	}
 	b.awaitReserved(t, map[domain.Product]int64{domain.Underpants: 75, domain.Jumpers: 1})
+}
+
+// Issue 13 item 3 through real topics: a later order's request of the same orders partition
+// applied first (as when the earlier one's loopback record was lost in a crash) must not keep
+// the earlier order from its verdict.
+func TestRequestLostBehindALaterOneOnBroker(t *testing.T) {
+	b := newBrokerService(t)
+	b.setStock(t, map[domain.Product]int32{domain.Jumpers: 5})
+	stop := b.start(t)
+	defer stop()
+	log := kafkatest.NewVerdictLog(t, b.env, domain.InventoryCheck)
+	partition := platform.PartitionFor("lost", 4)
+	b.env.Produce(t, b.topic(platform.LoopTopic(platform.GroupInventory)), string(domain.Jumpers),
+		mustJSON(t, inventory.LoopMessage{Reserve: &inventory.ReserveRequest{
+			OrderID: "later", Quantity: 1, EventMs: time.Now().UnixMilli(),
+			Source: inventory.Source{Topic: b.topic(string(platform.TopicOrders)), Partition: partition, Offset: 1000}}}))
+	log.Await(t, 1)
+	if got := judge(t, log, b, order("lost", domain.Jumpers, 1)); got != domain.Pass {
+		t.Fatalf("order lost: %s, want PASS", got)
+	}
+	b.awaitReserved(t, map[domain.Product]int64{domain.Jumpers: 2})
 }
 
 // Garbage on orders and on the loopback topic goes to the dead-letter topic with its reason;

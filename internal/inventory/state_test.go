@@ -14,7 +14,9 @@ func req(id string, qty int32, partition int32, offset int64) ReserveRequest {
 
 func TestReserveReleaseForget(t *testing.T) {
 	stock := func(n int32) Stock { return Stock{Units: n, Known: true} }
+	// Each step is one loopback record at offset at of the product's loopback partition.
 	type step struct {
+		at       int64
 		reserve  *ReserveRequest
 		release  *ReleaseRequest
 		forget   string
@@ -30,33 +32,39 @@ func TestReserveReleaseForget(t *testing.T) {
 		steps []step
 	}{
 		{"SPEC worked case for one product", []step{
-			{reserve: r(req("a", 1, 0, 1)), stock: stock(1), want: domain.Pass, outcome: Fresh, reserved: 1, inFlight: 1},
-			{reserve: r(req("b", 1, 1, 1)), stock: stock(1), want: domain.Fail, outcome: Fresh, reserved: 1, inFlight: 2},
+			{at: 0, reserve: r(req("a", 1, 0, 1)), stock: stock(1), want: domain.Pass, outcome: Fresh, reserved: 1, inFlight: 1},
+			{at: 1, reserve: r(req("b", 1, 1, 1)), stock: stock(1), want: domain.Fail, outcome: Fresh, reserved: 1, inFlight: 2},
 		}},
 		{"no stock row fails, even for nothing", []step{
-			{reserve: r(req("a", 0, 0, 1)), stock: Stock{}, want: domain.Fail, outcome: Fresh, inFlight: 1},
+			{at: 0, reserve: r(req("a", 0, 0, 1)), stock: Stock{}, want: domain.Fail, outcome: Fresh, inFlight: 1},
 		}},
 		{"negative quantity fails rather than adding stock", []step{
-			{reserve: r(req("a", -3, 0, 1)), stock: stock(5), want: domain.Fail, outcome: Fresh, inFlight: 1},
+			{at: 0, reserve: r(req("a", -3, 0, 1)), stock: stock(5), want: domain.Fail, outcome: Fresh, inFlight: 1},
 		}},
 		{"an in-flight order asked again gets the same answer, whatever the stock now", []step{
-			{reserve: r(req("a", 2, 0, 7)), stock: stock(2), want: domain.Pass, outcome: Fresh, reserved: 2, inFlight: 1},
-			{reserve: r(req("a", 2, 0, 7)), stock: stock(0), want: domain.Pass, outcome: Replayed, reserved: 2, inFlight: 1},
-			{reserve: r(req("b", 1, 0, 8)), stock: stock(2), want: domain.Fail, outcome: Fresh, reserved: 2, inFlight: 2},
-			{reserve: r(req("b", 1, 0, 8)), stock: stock(100), want: domain.Fail, outcome: Replayed, reserved: 2, inFlight: 2},
+			{at: 0, reserve: r(req("a", 2, 0, 7)), stock: stock(2), want: domain.Pass, outcome: Fresh, reserved: 2, inFlight: 1},
+			{at: 1, reserve: r(req("a", 2, 0, 7)), stock: stock(0), want: domain.Pass, outcome: Replayed, reserved: 2, inFlight: 1},
+			{at: 2, reserve: r(req("b", 1, 0, 8)), stock: stock(2), want: domain.Fail, outcome: Fresh, reserved: 2, inFlight: 2},
+			{at: 2, reserve: r(req("b", 1, 0, 8)), stock: stock(100), want: domain.Fail, outcome: Replayed, reserved: 2, inFlight: 2},
 		}},
-		{"a FAILED order releases once", []step{
-			{reserve: r(req("a", 2, 0, 1)), stock: stock(2), want: domain.Pass, outcome: Fresh, reserved: 2, inFlight: 1},
-			{release: &ReleaseRequest{"a", 2, Source{"orders", 0, 9}}, reserved: 0},
-			{release: &ReleaseRequest{"a", 2, Source{"orders", 0, 9}}, reserved: 0},
-			{reserve: r(req("b", 2, 0, 10)), stock: stock(2), want: domain.Pass, outcome: Fresh, reserved: 2, inFlight: 1},
+		{"a FAILED order releases once, also when its release is redelivered", []step{
+			{at: 3, reserve: r(req("a", 2, 0, 1)), stock: stock(2), want: domain.Pass, outcome: Fresh, reserved: 2, inFlight: 1},
+			{at: 4, release: &ReleaseRequest{"a", 2, Source{"orders", 0, 9}}, reserved: 0},
+			{at: 4, release: &ReleaseRequest{"a", 2, Source{"orders", 0, 9}}, reserved: 0},
+			{at: 5, reserve: r(req("b", 2, 0, 10)), stock: stock(2), want: domain.Pass, outcome: Fresh, reserved: 2, inFlight: 1},
 		}},
-		{"a VALIDATED order is forgotten and keeps its units; its redelivered request is settled", []step{
-			{reserve: r(req("a", 2, 0, 5)), stock: stock(9), want: domain.Pass, outcome: Fresh, reserved: 2, inFlight: 1},
-			{forget: "a", reserved: 2},
-			{reserve: r(req("a", 2, 0, 5)), stock: stock(9), outcome: Settled, reserved: 2},
-			{reserve: r(req("c", 2, 0, 4)), stock: stock(9), outcome: Settled, reserved: 2},
-			{reserve: r(req("d", 2, 1, 4)), stock: stock(9), want: domain.Pass, outcome: Fresh, reserved: 4, inFlight: 1},
+		{"a VALIDATED order is forgotten and keeps its units; its redelivered request is stale", []step{
+			{at: 10, reserve: r(req("a", 2, 0, 5)), stock: stock(9), want: domain.Pass, outcome: Fresh, reserved: 2, inFlight: 1},
+			{at: 11, forget: "a", reserved: 2},
+			{at: 10, reserve: r(req("a", 2, 0, 5)), stock: stock(9), outcome: Stale, reserved: 2},
+			{at: 12, reserve: r(req("d", 2, 1, 4)), stock: stock(9), want: domain.Pass, outcome: Fresh, reserved: 4, inFlight: 1},
+		}},
+		// Issue 13 item 3: a request lost in a crash while a later one of the same orders
+		// partition got through is resent when its CREATED is redelivered, on a new loopback
+		// record. It must be judged, not taken for applied by its (lower) source offset.
+		{"a resent request whose first sending was lost is judged, whatever later requests did", []step{
+			{at: 20, reserve: r(req("later", 1, 0, 9)), stock: stock(5), want: domain.Pass, outcome: Fresh, reserved: 1, inFlight: 1},
+			{at: 21, reserve: r(req("lost", 1, 0, 8)), stock: stock(5), want: domain.Pass, outcome: Fresh, reserved: 2, inFlight: 2},
 		}},
 	}
 	for _, c := range cases {
@@ -65,12 +73,12 @@ func TestReserveReleaseForget(t *testing.T) {
 			for i, s := range c.steps {
 				switch {
 				case s.reserve != nil:
-					a, outcome := rs.Reserve(*s.reserve, s.stock)
-					if outcome != s.outcome || (outcome != Settled && a.Result != s.want) {
+					a, outcome := rs.Reserve(*s.reserve, s.stock, s.at)
+					if outcome != s.outcome || (outcome != Stale && a.Result != s.want) {
 						t.Fatalf("step %d: %+v %v, want %s %v", i, a, outcome, s.want, s.outcome)
 					}
 				case s.release != nil:
-					rs.Release(*s.release)
+					rs.Release(*s.release, s.at)
 				default:
 					rs.Forget(s.forget)
 				}
@@ -92,7 +100,7 @@ func TestProductStateHoldsOnlyInFlightOrders(t *testing.T) {
 	}
 	for i := 0; i < 100000; i++ {
 		id := fmt.Sprint("order-", i)
-		rs.Reserve(req(id, 1, int32(i%6), int64(i)), Stock{Units: 1 << 30, Known: true})
+		rs.Reserve(req(id, 1, int32(i%6), int64(i)), Stock{Units: 1 << 30, Known: true}, int64(i))
 		if i >= 10 { // orders finish shortly after they are judged
 			rs.Forget(fmt.Sprint("order-", i-10))
 		}
@@ -109,8 +117,8 @@ func TestProductStateHoldsOnlyInFlightOrders(t *testing.T) {
 
 func TestAnswersOlderThanTheRetentionAreDropped(t *testing.T) {
 	var rs ReservedStock
-	rs.Reserve(ReserveRequest{OrderID: "old", Quantity: 1, EventMs: 0, Source: Source{Topic: "orders", Offset: 1}}, Stock{Units: 9, Known: true})
-	rs.Reserve(ReserveRequest{OrderID: "new", Quantity: 1, EventMs: AnswerRetention.Milliseconds() + 1, Source: Source{Topic: "orders", Offset: 2}}, Stock{Units: 9, Known: true})
+	rs.Reserve(ReserveRequest{OrderID: "old", Quantity: 1, EventMs: 0, Source: Source{Topic: "orders", Offset: 1}}, Stock{Units: 9, Known: true}, 0)
+	rs.Reserve(ReserveRequest{OrderID: "new", Quantity: 1, EventMs: AnswerRetention.Milliseconds() + 1, Source: Source{Topic: "orders", Offset: 2}}, Stock{Units: 9, Known: true}, 1)
 	if _, ok := rs.Orders["old"]; ok || rs.Reserved != 2 {
 		t.Fatalf("orders %v reserved %d: the old answer must go, its units stay", rs.Orders, rs.Reserved)
 	}
@@ -147,7 +155,7 @@ func TestLoopMessageValidate(t *testing.T) {
 func TestAnswersAreCappedAndDroppedOrdersStillRelease(t *testing.T) {
 	var rs ReservedStock
 	for i := 0; i < 4000; i++ {
-		rs.Reserve(req(fmt.Sprintf("%0240d", i), 1, 0, int64(i)), Stock{Units: 1 << 30, Known: true})
+		rs.Reserve(req(fmt.Sprintf("%0240d", i), 1, 0, int64(i)), Stock{Units: 1 << 30, Known: true}, int64(i))
 	}
 	b, _ := json.Marshal(TableValue{ReservedStock: rs})
 	if len(rs.Orders) != MaxAnswers || len(b) > 200_000 || rs.Reserved != 4000 {
@@ -158,10 +166,10 @@ func TestAnswersAreCappedAndDroppedOrdersStillRelease(t *testing.T) {
 		t.Fatal("the oldest answer was kept")
 	}
 	release := ReleaseRequest{OrderID: dropped, Quantity: 1, Source: Source{Topic: "orders", Partition: 1, Offset: 9}}
-	if !rs.Release(release) || rs.Reserved != 3999 {
+	if !rs.Release(release, 4000) || rs.Reserved != 3999 {
 		t.Fatalf("release of a dropped order: reserved %d", rs.Reserved)
 	}
-	if rs.Release(release) || rs.Reserved != 3999 {
+	if rs.Release(release, 4000) || rs.Reserved != 3999 {
 		t.Fatalf("redelivered release: reserved %d", rs.Reserved)
 	}
 }

@@ -12,6 +12,13 @@ import (
 // returns the tester to feed and inspect it. A processor error fails the test.
 func StartTester(t testing.TB, graph *goka.GroupGraph) *tester.Tester {
 	t.Helper()
+	tt, _ := StartTesterProcessor(t, graph)
+	return tt
+}
+
+// StartTesterProcessor is StartTester that also returns the processor, for visitors (sweeps).
+func StartTesterProcessor(t testing.TB, graph *goka.GroupGraph) (*tester.Tester, *goka.Processor) {
+	t.Helper()
 	tt := tester.New(t)
 	proc, err := goka.NewProcessor(nil, graph, goka.WithTester(tt))
 	if err != nil {
@@ -26,5 +33,5 @@ func StartTester(t testing.TB, graph *goka.GroupGraph) *tester.Tester {
 			t.Errorf("processor %s: %v", graph.Group(), err)
 		}
 	})
-	return tt
+	return tt, proc
 }
