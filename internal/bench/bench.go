@@ -264,13 +264,13 @@ func (r *runner) run(ctx context.Context, res *Results) error {
 	res.Broker = "embedded (kfake) inside the services process"
 	if r.cfg.ApacheKafka {
 		logf(r.cfg.Logs, "starting Apache Kafka")
-		kc, err := apachekafka.Start(ctx, apachekafka.Options{Dir: filepath.Join(dir, "kafka")})
+		kc, err := apachekafka.Start(ctx, apachekafka.Options{Dir: filepath.Join(dir, "kafka"), Optimized: true})
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
 		defer kc.Stop()
 		r.kafka = kc
-		res.Broker = fmt.Sprintf("Apache Kafka %s, one node (JVM process %d, heap 512 MiB) at %s",
+		res.Broker = fmt.Sprintf("Apache Kafka %s, one node (JVM process %d, heap 512 MiB, G1, full JIT) at %s",
 			kc.Node(1).RunningVersion(), kc.Node(1).PID(), kc.Node(1).Addr())
 		logf(r.cfg.Logs, "%s", res.Broker)
 	}

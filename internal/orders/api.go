@@ -186,9 +186,26 @@ func (s *Service) create(ctx context.Context, o domain.Order, p int32) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// EmitSync returns once the broker acknowledged the write with acks=all.
-	if err := s.writer.EmitSync(o.ID, o); err != nil {
+	// The promise finishes once the broker acknowledged the write with acks=all, or the
+	// producer gave up; its retries outlast a leader election (platform.SaramaConfig), which
+	// may be longer than the request's deadline.
+	promise, err := s.writer.Emit(o.ID, o)
+	if err != nil {
 		return fmt.Errorf("%w: write order %s: %v", ErrNotWritten, o.ID, err)
+	}
+	acked := make(chan error, 1)
+	promise.Then(func(err error) { acked <- err })
+	select {
+	case err := <-acked:
+		if err != nil {
+			return fmt.Errorf("%w: write order %s: %v", ErrNotWritten, o.ID, err)
+		}
+	case <-ctx.Done():
+		// The write may still land: remember it as written, so that another order under this
+		// id is refused (409) rather than accepted behind it; the same order again is a
+		// safe retry either way.
+		s.pending.add(o)
+		return fmt.Errorf("%w: write order %s: not acknowledged within the request's deadline: %v", ErrNotWritten, o.ID, ctx.Err())
 	}
 	s.pending.add(o)
 	return nil

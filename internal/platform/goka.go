@@ -43,8 +43,13 @@ func SaramaConfig(clientID string) *sarama.Config {
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
 	cfg.Producer.Idempotent = true
 	cfg.Net.MaxOpenRequests = 1
-	cfg.Producer.Retry.Max = 10
-	cfg.Producer.Retry.Backoff = 50 * time.Millisecond
+	// Retry for about 25 s: when a broker dies, its partitions have no leader until the
+	// controller fences it (broker.session.timeout.ms, 9 s by default) and elects another.
+	// Ten retries 50 ms apart gave up after about a second, so every processor of every
+	// service failed and restarted on a single broker loss (measured on a 3-broker Kafka,
+	// docs/kafka.md). Callers with a deadline of their own wait on the promise, not for this.
+	cfg.Producer.Retry.Max = 30
+	cfg.Producer.Retry.BackoffFunc = producerBackoff
 	// Send at once: goka's 100 ms flush interval costs 100 ms on every hop (KAFKA-NOTES).
 	cfg.Producer.Flush.Frequency = 0
 	cfg.Producer.Flush.Bytes = 0
@@ -55,6 +60,12 @@ func SaramaConfig(clientID string) *sarama.Config {
 	cfg.Metadata.RefreshFrequency = 1 * time.Minute
 	cfg.Metadata.Retry.Backoff = 100 * time.Millisecond
 	return cfg
+}
+
+// producerBackoff doubles from 50 ms up to 1 s per retry: quick when a leader moves
+// gracefully, patient while a dead broker's partitions wait for a new one.
+func producerBackoff(retries, _ int) time.Duration {
+	return min(50*time.Millisecond<<min(retries, 5), time.Second)
 }
 
 // withClientID copies cfg and sets its client id; goka's own *WithConfig builders mutate the
