@@ -45,8 +45,9 @@ type Options struct {
 	// Version of org.apache.kafka:kafka_2.13; empty means KAFKA_VERSION, else DefaultVersion.
 	Version string
 	// Nodes is the number of combined broker+controller nodes: 1 (default) or 3. With 3 the
-	// controller quorum has three voters, topics default to replication 3 and
-	// min.insync.replicas 2, so one node may be down without losing writes.
+	// controller quorum has three voters and the internal topics replication 3 with
+	// min.insync.replicas 2. Topic-level settings are the provisioner's (platform.Provision):
+	// the broker keeps Kafka's defaults, as a cluster the services meet would.
 	Nodes int
 	// Dir holds each node's config, log directory and logs; empty makes a temporary directory
 	// that Stop removes.
@@ -457,8 +458,6 @@ func (n *Node) Properties() map[string]string {
 		"listener.security.protocol.map":                   "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
 		"log.dirs":                                         filepath.Join(n.Dir, "data"),
 		"auto.create.topics.enable":                        "false",
-		"default.replication.factor":                       replication,
-		"min.insync.replicas":                              minISR,
 		"offsets.topic.replication.factor":                 replication,
 		"transaction.state.log.replication.factor":         replication,
 		"transaction.state.log.min.isr":                    minISR,

@@ -21,16 +21,15 @@ type ProvisionResult struct {
 
 // Provision creates every topic of the ecosystem that does not exist yet: all with the same
 // partition count (the services join and copartition topics, so the counts must agree), the
-// given replication, and cleanup.policy=compact for tables. It is idempotent. An existing
-// topic with another partition count is an error: copartitioning would silently break.
+// given replication, cleanup.policy=compact for tables, and with three or more replicas
+// min.insync.replicas=2, so that an acknowledged write (acks=all) survives the loss of a
+// broker whatever the cluster's default. It is idempotent. An existing topic with another
+// partition count is an error: copartitioning would silently break.
 func Provision(ctx context.Context, adm *kadm.Client, names Names, partitions, replication int) (ProvisionResult, error) {
 	var res ProvisionResult
 	specs := names.AllTopics()
 	for _, spec := range specs {
-		var configs map[string]*string
-		if spec.Compact {
-			configs = map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}
-		}
+		configs := TopicConfigs(spec, replication)
 		resp, err := adm.CreateTopic(ctx, int32(partitions), int16(replication), configs, spec.Name)
 		switch {
 		case err == nil && resp.Err == nil:
@@ -49,6 +48,18 @@ func Provision(ctx context.Context, adm *kadm.Client, names Names, partitions, r
 		}
 	}
 	return res, nil
+}
+
+// TopicConfigs are the topic-level settings Provision creates spec with.
+func TopicConfigs(spec TopicSpec, replication int) map[string]*string {
+	configs := map[string]*string{}
+	if spec.Compact {
+		configs["cleanup.policy"] = kadm.StringPtr("compact")
+	}
+	if replication >= 3 {
+		configs["min.insync.replicas"] = kadm.StringPtr("2")
+	}
+	return configs
 }
 
 func checkExisting(ctx context.Context, adm *kadm.Client, topics []string, partitions int) error {

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lovoo/goka"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/ordersys/ecosystem/internal/apachekafka"
 	"github.com/ordersys/ecosystem/internal/platform"
 	"github.com/ordersys/ecosystem/internal/platform/kafkatest"
@@ -44,6 +47,7 @@ func TestKafkaClusterFailover(t *testing.T) {
 	bins := binaryPaths(t)
 	broker := startApacheBroker(t, nodes, partitions)
 	c := newClusterOn(t, bins, broker, partitions, nodes)
+	c.checkTopicConfig(platform.TopicOrders, "min.insync.replicas", "2")
 	stock := plan.stock
 	known := c.seed(stock)
 	svcs := c.startEcosystem()
@@ -104,6 +108,32 @@ func TestKafkaClusterFailover(t *testing.T) {
 	}
 	c.settle("kafka cluster failover", placements, stock, known, 3*time.Minute, svcs[kindEmail])
 	c.checkAlive()
+}
+
+// checkTopicConfig fails the test unless the topic's key is set to want at the topic level
+// (by provisioning, not inherited from the broker).
+func (c *cluster) checkTopicConfig(topic goka.Stream, key, want string) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	name := c.names.Topic(string(topic))
+	configs, err := c.admin.DescribeTopicConfigs(ctx, name)
+	if err != nil {
+		c.t.Fatalf("describe %s configs: %v", name, err)
+	}
+	rc, err := configs.On(name, nil)
+	if err != nil {
+		c.t.Fatalf("describe %s configs: %v", name, err)
+	}
+	for _, cfg := range rc.Configs {
+		if cfg.Key == key {
+			if cfg.Value == nil || *cfg.Value != want || cfg.Source != kmsg.ConfigSourceDynamicTopicConfig {
+				c.t.Fatalf("%s %s = %v (source %v), want %s set on the topic", name, key, cfg.MaybeValue(), cfg.Source, want)
+			}
+			return
+		}
+	}
+	c.t.Fatalf("%s has no %s", name, key)
 }
 
 func statusKey(status int) string {
