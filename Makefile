@@ -25,7 +25,7 @@ test: lint
 # reliability suite's short mode starts brokers of its own, to SIGKILL them, including the
 # three-broker cluster scenario. KAFKA_VERSION picks another 4.x release.
 test-kafka: lint
-	$(GO) run ./test/kafka/withkafka -- $(GO) tool gotestsum --format standard-quiet -- -race -count=1 -timeout 20m ./...
+	KAFKA_BACKEND=apache $(GO) run ./test/kafka/withkafka -- $(GO) tool gotestsum --format standard-quiet -- -race -count=1 -timeout 20m ./...
 	KAFKA_BACKEND=apache ORDERSYS_RELIABILITY=short $(GO) tool gotestsum --format standard-verbose -- -race -count=1 -timeout 20m ./test/reliability/
 
 # A local Apache Kafka for running the services against (127.0.0.1:9092, data in data/kafka,

@@ -6,11 +6,10 @@
 //
 // It is one goka processor over two kinds of key in its group table:
 //
-//   - An order's key (records of `orders`): a small OrderEntry from CREATED until
-//     FinishedRetention after the order's final state, when the sweep deletes it. A CREATED
-//     order is sent as a ReserveRequest to its product's key on the group's loopback topic
-//     (copartitioned with `warehouse-inventory`); the verdict comes back as a VerdictRecord. A
-//     redelivered CREATED gets its stored verdict again, also after the order finished; a
+//   - An order's key (records of `orders`): a small OrderEntry from CREATED until the order's
+//     final state, then deleted. A CREATED order is sent as a ReserveRequest to its product's
+//     key on the group's loopback topic (copartitioned with `warehouse-inventory`); the verdict
+//     comes back as a VerdictRecord. A redelivered CREATED gets its stored verdict again; a
 //     FAILED order sends its units back in a ReleaseRequest.
 //   - A product's key: its ReservedStock — the units reserved and the answers given to orders
 //     still in flight, forgotten (or released) when the order's final state arrives, so it
@@ -18,7 +17,7 @@
 //     checks, reserves and emits the verdict, so no other order of the product can interleave.
 //     A request seen again (a redelivery, or a resend of a request whose answer was lost in a
 //     crash) gets the same answer sent again and changes nothing; a redelivered loopback record
-//     is recognised exactly by its offset (LoopNext).
+//     is recognised exactly by its own offset (LoopNext), a resend by its flag.
 //
 // The reference kept a count per product only; the first version of this service kept every
 // order of the last day in the product's value, which grew until it passed Kafka's message
@@ -33,7 +32,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
@@ -91,7 +89,6 @@ func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
 		goka.Loop(new(codec.Bytes), platform.Decode(n, loopCodec, p.loop)),
 		goka.Join(p.stock, new(codec.Bytes)),
 		goka.Persist(tableCodec),
-		goka.Visitor(expireVisitor, expire),
 		goka.Output(p.validations, codecs.OrderValidation),
 		platform.DeadLetterEdge(n),
 	)
@@ -132,22 +129,24 @@ func (p processing) order(ctx goka.Context, o domain.Order) {
 	switch o.State {
 	case domain.OrderCreated:
 		if v.Order != nil && v.Order.Result != "" {
-			// Redelivered after it was answered (and perhaps finished): the same verdict again.
+			// Redelivered after it was answered: the same verdict again.
 			p.emitVerdict(ctx, o.ID, v.Order.Result)
 			return
 		}
-		if v.Order == nil {
+		resend := v.Order != nil
+		if !resend {
 			v.Order = &OrderEntry{Product: o.Product}
 			store(ctx, v)
 		}
 		// New, or redelivered while its answer is pending (the request or the answer may have
-		// been lost in a crash): ask the product, which answers an order it knows the same way.
+		// been lost in a crash): ask the product, which answers an order it knows the same way
+		// and judges a resent request it does not know.
 		loopback(ctx, string(o.Product), LoopMessage{Reserve: &ReserveRequest{
-			OrderID: o.ID, Quantity: o.Quantity, EventMs: ctx.Timestamp().UnixMilli(), Source: sourceOf(ctx)}})
+			OrderID: o.ID, Quantity: o.Quantity, EventMs: ctx.Timestamp().UnixMilli(), Source: sourceOf(ctx), Resend: resend}})
 	case domain.OrderValidated, domain.OrderFailed:
 		switch {
-		case v.Order == nil || v.Order.finished():
-			// Not judged here, or finished already (a redelivery).
+		case v.Order == nil:
+			// Not judged here, or already finished.
 		case v.Order.Result == "":
 			v.Order.Final = o.State // the verdict is still on its way; finish when it arrives
 			store(ctx, v)
@@ -157,48 +156,16 @@ func (p processing) order(ctx goka.Context, o domain.Order) {
 	}
 }
 
-// finish tells the order's product its final state — a FAILED order's units go back, a
-// VALIDATED order's answer is forgotten (its units stay reserved) — and keeps the entry,
-// marked finished, until the sweep: a redelivered CREATED must not be judged again.
+// finish ends an order's entry and tells its product: a FAILED order's units go back, a
+// VALIDATED order's answer is forgotten (its units stay reserved).
 func finish(ctx goka.Context, v *TableValue, orderID string, final domain.OrderState) {
 	if final == domain.OrderFailed {
 		loopback(ctx, string(v.Order.Product), LoopMessage{Release: &ReleaseRequest{OrderID: orderID, Quantity: v.Order.Reserved, Source: sourceOf(ctx)}})
 	} else {
 		loopback(ctx, string(v.Order.Product), LoopMessage{Forget: &OrderRef{OrderID: orderID}})
 	}
-	v.Order.Final = final
-	v.Order.FinishedMs = time.Now().UnixMilli()
-	store(ctx, v)
-}
-
-// expireVisitor names the visitor edge that deletes finished orders' entries; SweepAt
-// drives it.
-const expireVisitor = "expire"
-
-// expire deletes the entry of an order that finished more than FinishedRetention before
-// meta, the sweep's time.
-func expire(ctx goka.Context, meta any) {
-	now, ok := meta.(time.Time)
-	if !ok {
-		ctx.Fail(fmt.Errorf("inventory: sweep meta is %T, want time.Time", meta))
-	}
-	v := load(ctx)
-	if v.Order == nil || !v.Order.finished() || now.UnixMilli()-v.Order.FinishedMs < FinishedRetention.Milliseconds() {
-		return
-	}
 	v.Order = nil
 	store(ctx, v)
-}
-
-// SweepAt deletes, in every partition p owns, the entries of orders that finished more than
-// FinishedRetention before now. The service calls it periodically; it returns the number of
-// keys visited.
-func SweepAt(ctx context.Context, p *goka.Processor, now time.Time) (int64, error) {
-	n, err := p.VisitAllWithStats(ctx, expireVisitor, now)
-	if err != nil {
-		return n, fmt.Errorf("sweep inventory state: %w", err)
-	}
-	return n, nil
 }
 
 // loop handles a loopback record: a request to a product's key or a verdict to an order's.
@@ -209,6 +176,10 @@ func (p processing) loop(ctx goka.Context, m LoopMessage) {
 		answer, outcome := v.Reserve(*m.Reserve, stockOf(ctx, p.stock), ctx.Offset())
 		switch outcome {
 		case Stale:
+			return
+		case Settled:
+			store(ctx, v)
+			loopback(ctx, m.Reserve.OrderID, LoopMessage{Verdict: &VerdictRecord{Settled: true}})
 			return
 		case Fresh:
 			store(ctx, v)
@@ -229,7 +200,7 @@ func (p processing) loop(ctx goka.Context, m LoopMessage) {
 			return // a redelivered verdict, or the order is finished
 		}
 		if m.Verdict.Settled {
-			v.Order = nil // an earlier version's answer: the order finished long ago
+			v.Order = nil // a redelivered CREATED of an order that finished long ago
 			store(ctx, v)
 			return
 		}
@@ -276,9 +247,5 @@ type Service = service.ProcessorService
 // New builds the service: codecs (registering schemas when a registry is configured) and the
 // processor. Topics must have been provisioned.
 func New(ctx context.Context, cfg Config) (*Service, error) {
-	return service.NewProcessorService(ctx, "inventory", cfg, Graph,
-		service.WithSweep("inventory state", SweepInterval, SweepAt))
+	return service.NewProcessorService(ctx, "inventory", cfg, Graph)
 }
-
-// SweepInterval is how often finished orders' entries past FinishedRetention are deleted.
-const SweepInterval = time.Minute

@@ -211,14 +211,6 @@ func TestProcessorBoundaries(t *testing.T) {
 			{order: order("b", j, 2), want: domain.Pass},
 			{order: order("c", j, 1), want: domain.Fail},
 		}, 2},
-		{"an order redelivered after it finished gets its verdict again and reserves nothing", []step{
-			{row: row(2)},
-			{order: order("a", j, 2), want: domain.Pass},
-			{order: validated(order("a", j, 2))},
-			{order: order("a", j, 2), want: domain.Pass},
-			{order: validated(order("a", j, 2))},
-			{order: order("b", j, 1), want: domain.Fail},
-		}, 2},
 		{"validated orders are ignored", []step{
 			{row: row(2)},
 			{order: validated(order("a", j, 2))},
@@ -252,12 +244,16 @@ func TestProcessorBoundaries(t *testing.T) {
 
 // Issue 13 item 3. A crash can lose an order's reservation request (its loopback record was
 // never written) while the request of a later order of the same orders partition got through.
-// When the first order's CREATED is redelivered, its request is sent again and must be
-// judged: earlier versions took it for applied, because a later offset of its source
-// partition was, and the order never got an INVENTORY_CHECK verdict.
+// When the first order's CREATED is redelivered, its key holds the entry written the first
+// time (pending), so it sends the request again, and the product must judge it: earlier
+// versions took it for applied, because a later offset of its source partition was, and the
+// order never got an INVENTORY_CHECK verdict.
 func TestProcessorJudgesARequestLostBehindALaterOne(t *testing.T) {
 	p := startTester(t)
 	p.setStock(domain.Jumpers, stockRow(t, 5))
+	// The first processing of lost's CREATED: its entry was stored, its request lost.
+	p.tt.SetTableValue(goka.GroupTable(platform.GroupInventory), "lost",
+		&inventory.TableValue{Order: &inventory.OrderEntry{Product: domain.Jumpers}})
 	later, err := json.Marshal(inventory.LoopMessage{Reserve: &inventory.ReserveRequest{
 		OrderID: "later", Quantity: 1, EventMs: base.UnixMilli(),
 		Source: inventory.Source{Topic: string(platform.TopicOrders), Partition: 0, Offset: 1000}}})
@@ -268,58 +264,12 @@ func TestProcessorJudgesARequestLostBehindALaterOne(t *testing.T) {
 	if got := p.verdict(t, "later"); got != domain.Pass {
 		t.Fatalf("later: %s, want PASS", got)
 	}
-	p.consume(t, order("lost", domain.Jumpers, 1), base) // its orders offset is below 1000
+	p.consume(t, order("lost", domain.Jumpers, 1), base) // redelivered; its orders offset is below 1000
 	if got := p.verdict(t, "lost"); got != domain.Pass {
 		t.Fatalf("lost: %s, want PASS", got)
 	}
 	if got := p.reserved(domain.Jumpers); got != 2 {
 		t.Fatalf("reserved %d, want 2", got)
-	}
-}
-
-// A finished order's entry stays for FinishedRetention, so that a redelivered CREATED is
-// answered from it; the sweep deletes it afterwards, and an order in flight is never swept.
-func TestSweepDeletesOnlyOrdersFinishedLongAgo(t *testing.T) {
-	p := startTester(t)
-	p.setStock(domain.Jumpers, stockRow(t, 5))
-	p.consume(t, order("done", domain.Jumpers, 1), base)
-	p.verdict(t, "done")
-	done := order("done", domain.Jumpers, 1)
-	done.State = domain.OrderValidated
-	p.consume(t, done, base)
-	p.tt.Consume(platform.LoopTopic(platform.GroupInventory), "pending", mustJSON(t, inventory.LoopMessage{
-		Verdict: &inventory.VerdictRecord{Result: domain.Pass, Reserved: 1}})) // no entry: ignored
-	p.consume(t, order("inflight", domain.Stockings, 1), base) // no stock row: FAIL, not finished
-	p.verdict(t, "inflight")
-
-	entry := func(id string) *inventory.OrderEntry {
-		v, _ := p.tt.TableValue(goka.GroupTable(platform.GroupInventory), id).(*inventory.TableValue)
-		if v == nil {
-			return nil
-		}
-		return v.Order
-	}
-	if e := entry("done"); e == nil || e.Final != domain.OrderValidated || e.FinishedMs == 0 {
-		t.Fatalf("finished entry %+v, want it kept and marked finished", e)
-	}
-	sweep := func(at time.Time) {
-		if _, err := inventory.SweepAt(context.Background(), p.proc, at); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sweep(time.Now().Add(inventory.FinishedRetention / 2))
-	if entry("done") == nil {
-		t.Fatal("swept before the retention passed")
-	}
-	sweep(time.Now().Add(inventory.FinishedRetention + time.Minute))
-	if e := entry("done"); e != nil {
-		t.Fatalf("entry %+v still there after the retention", e)
-	}
-	if entry("inflight") == nil {
-		t.Fatal("an order in flight was swept")
-	}
-	if got := p.reserved(domain.Jumpers); got != 1 {
-		t.Fatalf("reserved %d after the sweep, want 1 (VALIDATED keeps its units)", got)
 	}
 }
 
@@ -542,6 +492,9 @@ func TestRestartOnBroker(t *testing.T) {
 func TestRequestLostBehindALaterOneOnBroker(t *testing.T) {
 	b := newBrokerService(t)
 	b.setStock(t, map[domain.Product]int32{domain.Jumpers: 5})
+	// What the first processing of lost's CREATED left in the table: its pending entry.
+	b.env.Produce(t, b.topic(string(goka.GroupTable(platform.GroupInventory))), "lost",
+		mustJSON(t, inventory.TableValue{Order: &inventory.OrderEntry{Product: domain.Jumpers}}))
 	stop := b.start(t)
 	defer stop()
 	log := kafkatest.NewVerdictLog(t, b.env, domain.InventoryCheck)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -22,14 +23,14 @@ type TableValue struct {
 
 // empty reports whether nothing is left to keep, so the key can be deleted.
 func (v *TableValue) empty() bool {
-	return v.Order == nil && v.Reserved == 0 && len(v.Orders) == 0 && v.LoopNext == 0
+	return v.Order == nil && v.Reserved == 0 && len(v.Orders) == 0 && len(v.Applied) == 0 && v.LoopNext == 0
 }
 
 // ReservedStock is a product's state: the units reserved, and the answers given to the orders
 // still in flight. An order's answer is kept from its reservation until the order's final
 // state says to forget it (or to release it), so the value holds only in-flight orders, not
-// every order ever seen. Keeping the answer is what makes a resent request safe: a request
-// seen again gets the same answer re-sent, which also repairs an answer lost in a crash.
+// every order ever seen. Keeping the answer is what makes redelivery safe: a request seen
+// again gets the same answer re-sent, which also repairs an answer lost in a crash.
 type ReservedStock struct {
 	// Reserved is the units held by orders that passed and were not released.
 	Reserved int64 `json:"reserved,omitempty"`
@@ -38,12 +39,17 @@ type ReservedStock struct {
 	// LatestEventMs is the latest reservation time seen: answers far older than it belong to
 	// orders whose final state was lost, and are dropped (their units stay reserved).
 	LatestEventMs int64 `json:"latestEventMs,omitempty"`
+	// Applied maps a request's source ("topic/partition") to the offset of the latest request
+	// from it that was applied. Requests of one source are sent in offset order, so a first
+	// request (not a resend) of an unknown order at or below it comes from a record that was
+	// applied before and whose order has finished since: a redelivered CREATED. A resend may
+	// be below it without having been applied (its first sending lost in a crash while a
+	// later request of the partition got through), so a resend is never settled by it.
+	Applied map[string]int64 `json:"applied,omitempty"`
 	// LoopNext is one past the offset of the last loopback record that changed this value.
 	// Every loopback record of a key comes from one partition of the loopback topic, in
-	// offset order, so a record below it is a redelivery of one already applied: exact, with
-	// no memory per request. (Earlier versions kept the highest *source* offset per orders
-	// partition instead; a request lost in a crash while a later one from the same partition
-	// got through was then taken as applied, and its order never got a verdict.)
+	// offset order, so a record below it is a redelivery of one already applied: exact,
+	// whatever its source.
 	LoopNext int64 `json:"loopNext,omitempty"`
 }
 
@@ -56,7 +62,10 @@ const (
 	Fresh Outcome = iota
 	// Replayed: the order is in flight and was answered before; the same answer again.
 	Replayed
-	// Stale: a redelivered loopback record whose order has finished since; nothing to do.
+	// Settled: the request was applied before and its order has finished since; nothing to do.
+	Settled
+	// Stale: a redelivered loopback record, already applied, of an order that has finished
+	// since; nothing to do.
 	Stale
 )
 
@@ -75,14 +84,8 @@ const AnswerRetention = 24 * time.Hour
 // size limit even when orders stop being decided (the aggregator down): beyond it the oldest
 // answer is dropped. A dropped order's release still works (it carries its quantity); what is
 // lost is only the re-sending of its answer, needed if a crash lost that answer too: such an
-// order is judged again.
+// order, asked again, is judged again.
 const MaxAnswers = 256
-
-// FinishedRetention is how long an order's key remembers that the order finished, so that its
-// CREATED record, redelivered after a crash, is answered from the key instead of being judged
-// (and reserved) again. Redelivery starts at the committed offset, seconds behind; an hour
-// covers a partition held back by a slow message with a wide margin.
-const FinishedRetention = time.Hour
 
 // Source identifies the record that asked for a change, for logs and dead letters.
 type Source struct {
@@ -106,14 +109,19 @@ type Stock struct {
 // the units are reserved and the order passes, otherwise it fails. No stock row fails (the
 // reference dropped such orders, which then hung), and so does a negative quantity, which
 // would otherwise add stock. An order already answered gets the same answer again and changes
-// nothing (Replayed); a redelivered loopback record (at, its offset, below LoopNext) of an
-// order that has finished changes nothing (Stale).
+// nothing (Replayed); a loopback record seen before (at, its offset, below LoopNext) changes
+// nothing (Stale), and neither does a first request from a source record applied before
+// (Settled).
 func (r *ReservedStock) Reserve(req ReserveRequest, stock Stock, at int64) (Answer, Outcome) {
 	if a, ok := r.Orders[req.OrderID]; ok {
 		return a, Replayed
 	}
-	if !r.apply(at) {
+	if at < r.LoopNext {
 		return Answer{}, Stale
+	}
+	r.LoopNext = at + 1
+	if r.applied(req.Source) && !req.Resend {
+		return Answer{}, Settled
 	}
 	answer := Answer{Result: domain.Fail, EventMs: req.EventMs}
 	if stock.Known && req.Quantity >= 0 && int64(stock.Units)-r.Reserved-int64(req.Quantity) >= 0 {
@@ -139,28 +147,36 @@ func (r *ReservedStock) Reserve(req ReserveRequest, stock Stock, at int64) (Answ
 	return answer, Fresh
 }
 
-// apply reports whether the loopback record at offset at is new to this key, and records it
-// if so.
-func (r *ReservedStock) apply(at int64) bool {
+// applied reports whether a request from src was applied before, and records it if not.
+func (r *ReservedStock) applied(src Source) bool {
+	source := src.Topic + "/" + strconv.Itoa(int(src.Partition))
+	if last, ok := r.Applied[source]; ok && src.Offset <= last {
+		return true
+	}
+	if r.Applied == nil {
+		r.Applied = map[string]int64{}
+	}
+	r.Applied[source] = src.Offset
+	return false
+}
+
+// Release gives back the units of an order that ended FAILED and forgets it, once: a known
+// order by its answer; one whose answer was dropped by the quantity the request carries,
+// unless the request was applied before (a loopback record below LoopNext, or a source offset
+// at or below the last applied from its partition). It reports whether anything changed.
+func (r *ReservedStock) Release(req ReleaseRequest, at int64) bool {
 	if at < r.LoopNext {
 		return false
 	}
 	r.LoopNext = at + 1
-	return true
-}
-
-// Release gives back the units of an order that ended FAILED and forgets it, once: a known
-// order by its answer; one whose answer was dropped by the quantity the request carries. A
-// redelivered loopback record (at below LoopNext) changes nothing. It reports whether
-// anything changed.
-func (r *ReservedStock) Release(req ReleaseRequest, at int64) bool {
-	if !r.apply(at) {
-		return false
-	}
 	if a, ok := r.Orders[req.OrderID]; ok {
+		r.applied(req.Source)
 		r.Reserved -= int64(a.Reserved)
 		delete(r.Orders, req.OrderID)
 		return true
+	}
+	if r.applied(req.Source) || req.Quantity == 0 {
+		return false
 	}
 	r.Reserved -= int64(req.Quantity)
 	return true
@@ -176,24 +192,17 @@ func (r *ReservedStock) Forget(orderID string) bool {
 	return true
 }
 
-// OrderEntry is an order's state, under its own key, from its CREATED record until
-// FinishedRetention after its final state, when the periodic sweep deletes it: the table
-// holds the orders in flight and those finished within the retention.
+// OrderEntry is an in-flight order's state, under its own key, from its CREATED record until
+// its final state: deleted then, so the table holds only orders in flight.
 type OrderEntry struct {
 	Product domain.Product `json:"product"`
 	// Result is the verdict; empty while the product's answer is on its way.
 	Result domain.ValidationResult `json:"result,omitempty"`
 	// Reserved is the units the order holds (0 unless it passed).
 	Reserved int32 `json:"reserved,omitempty"`
-	// Final is the order's final state, once it arrived (before or after the verdict).
+	// Final is the order's final state when it arrived before the verdict did.
 	Final domain.OrderState `json:"final,omitempty"`
-	// FinishedMs is when the product was told of the final state (processing time, Unix
-	// ms); 0 while the order is in flight.
-	FinishedMs int64 `json:"finishedMs,omitempty"`
 }
-
-// finished reports whether the order's product has been told its final state.
-func (e *OrderEntry) finished() bool { return e.FinishedMs != 0 }
 
 // LoopMessage is a record on the group's loopback topic: exactly one of its fields is set.
 // Reserve, Release and Forget go to a product's key, Verdict back to an order's key.
@@ -211,6 +220,9 @@ type ReserveRequest struct {
 	// EventMs is the order's record time, carried because loopback records get their own.
 	EventMs int64  `json:"eventMs"`
 	Source  Source `json:"source"`
+	// Resend says the order's key asked before without getting an answer (its CREATED was
+	// redelivered while the answer was pending): the first request may have been lost.
+	Resend bool `json:"resend,omitempty"`
 }
 
 // ReleaseRequest gives back the units of an order that ended FAILED.
@@ -230,8 +242,8 @@ type OrderRef struct {
 type VerdictRecord struct {
 	Result   domain.ValidationResult `json:"result,omitempty"`
 	Reserved int32                   `json:"reserved,omitempty"`
-	// Settled, written by earlier versions only, said the request was handled long ago and
-	// its order had finished: the order's entry, created again by a redelivery, could go.
+	// Settled says the request was handled long ago and its order has finished: the order's
+	// entry, created again by a redelivery, can go.
 	Settled bool `json:"settled,omitempty"`
 }
 

@@ -163,12 +163,26 @@ func (s *Service) handlePost(w http.ResponseWriter, r *http.Request) {
 
 // create writes a new order, once. The owner of the id's partition serialises POSTs of one id:
 // the same order again is accepted without a second record (a safe client retry); another
-// order under the same id is a conflict.
+// order under the same id is a conflict. A write the broker has not answered within the
+// request's deadline stays registered: the next POST of the id waits for that answer.
 func (s *Service) create(ctx context.Context, o domain.Order, p int32) error {
 	unlock := s.locks.lock(o.ID)
 	defer unlock()
-	existing, ok := s.pending.get(o.ID)
-	if !ok {
+	w, ok := s.pending.get(o.ID)
+	if ok {
+		select {
+		case <-w.done:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: order %s: an earlier write of this id is still unacknowledged", ErrNotWritten, o.ID)
+		}
+		if w.err != nil {
+			ok = false // not written: this POST writes it
+		}
+	}
+	var existing domain.Order
+	if ok {
+		existing = w.order
+	} else {
 		stored, err := s.lookup(o.ID, p)
 		if err != nil {
 			return err
@@ -186,29 +200,25 @@ func (s *Service) create(ctx context.Context, o domain.Order, p int32) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// The promise finishes once the broker acknowledged the write with acks=all, or the
-	// producer gave up; its retries outlast a leader election (platform.SaramaConfig), which
-	// may be longer than the request's deadline.
+	// The broker's answer comes once the write is acknowledged with acks=all, or the producer
+	// gave up; its retries outlast a leader election (platform.SaramaConfig), which may take
+	// longer than the request's deadline.
+	w = s.pending.begin(o)
 	promise, err := s.writer.Emit(o.ID, o)
 	if err != nil {
+		s.pending.finish(w, err)
 		return fmt.Errorf("%w: write order %s: %v", ErrNotWritten, o.ID, err)
 	}
-	acked := make(chan error, 1)
-	promise.Then(func(err error) { acked <- err })
+	promise.Then(func(err error) { s.pending.finish(w, err) })
 	select {
-	case err := <-acked:
-		if err != nil {
-			return fmt.Errorf("%w: write order %s: %v", ErrNotWritten, o.ID, err)
+	case <-w.done:
+		if w.err != nil {
+			return fmt.Errorf("%w: write order %s: %v", ErrNotWritten, o.ID, w.err)
 		}
+		return nil
 	case <-ctx.Done():
-		// The write may still land: remember it as written, so that another order under this
-		// id is refused (409) rather than accepted behind it; the same order again is a
-		// safe retry either way.
-		s.pending.add(o)
 		return fmt.Errorf("%w: write order %s: not acknowledged within the request's deadline: %v", ErrNotWritten, o.ID, ctx.Err())
 	}
-	s.pending.add(o)
-	return nil
 }
 
 // sameOrder compares what the client sent; the state may have moved on since.

@@ -86,7 +86,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		}},
 		Health: service.NewHealth(),
 	}
-	s.pending.byID = map[string]pendingWrite{}
+	s.pending.byID = map[string]*pendingWrite{}
 	fail := func(err error) (*Service, error) {
 		_ = ln.Close()
 		return nil, fmt.Errorf("orders: %w", err)
@@ -264,42 +264,74 @@ func (s *Service) lookup(id string, p int32) (*domain.Order, error) {
 }
 
 // pendingWrites remembers orders written by POST until the view has stored them, so that a
-// second POST in between sees the first (idempotency does not depend on view latency).
+// second POST in between sees the first (idempotency does not depend on view latency), and
+// writes the broker has not answered yet, so that a second POST of the id waits for the
+// answer instead of guessing.
 type pendingWrites struct {
 	mu   sync.Mutex
-	byID map[string]pendingWrite
+	byID map[string]*pendingWrite
 }
 
+// pendingWrite is one POST's write of an order.
 type pendingWrite struct {
 	order domain.Order
-	at    time.Time
+	done  chan struct{} // closed once the broker acknowledged the write or the producer gave up
+	err   error         // why it was not written; set before done is closed
+	at    time.Time     // when it was acknowledged
 }
 
-// pendingTTL bounds how long a write is remembered if the view never reports it (e.g. the
-// partition moved away meanwhile).
+// pendingTTL bounds how long an acknowledged write is remembered if the view never reports
+// it (e.g. the partition moved away meanwhile).
 const pendingTTL = time.Minute
 
-func (pw *pendingWrites) add(o domain.Order) {
+// begin registers a write of o about to be sent.
+func (pw *pendingWrites) begin(o domain.Order) *pendingWrite {
+	w := &pendingWrite{order: o, done: make(chan struct{})}
 	pw.mu.Lock()
 	defer pw.mu.Unlock()
-	pw.byID[o.ID] = pendingWrite{order: o, at: time.Now()}
+	pw.byID[o.ID] = w
 	if len(pw.byID) > 1024 {
-		for id, w := range pw.byID {
-			if time.Since(w.at) > pendingTTL {
+		for id, old := range pw.byID {
+			if old.expired() {
 				delete(pw.byID, id)
 			}
 		}
 	}
+	return w
 }
 
-func (pw *pendingWrites) get(id string) (domain.Order, bool) {
+// finish records the broker's answer to w: acknowledged (err nil), or not written, in which
+// case the id is forgotten.
+func (pw *pendingWrites) finish(w *pendingWrite, err error) {
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	w.err, w.at = err, time.Now()
+	close(w.done)
+	if err != nil && pw.byID[w.order.ID] == w {
+		delete(pw.byID, w.order.ID)
+	}
+}
+
+// expired reports whether an acknowledged write is past pendingTTL; one still unanswered
+// never is. The caller holds the lock.
+func (w *pendingWrite) expired() bool {
+	select {
+	case <-w.done:
+		return time.Since(w.at) > pendingTTL
+	default:
+		return false
+	}
+}
+
+// get returns the write of id that is unanswered or acknowledged, if any.
+func (pw *pendingWrites) get(id string) (*pendingWrite, bool) {
 	pw.mu.Lock()
 	defer pw.mu.Unlock()
 	w, ok := pw.byID[id]
-	if !ok || time.Since(w.at) > pendingTTL {
-		return domain.Order{}, false
+	if !ok || w.expired() {
+		return nil, false
 	}
-	return w.order, true
+	return w, true
 }
 
 func (pw *pendingWrites) remove(id string) {

@@ -49,7 +49,6 @@ type ProcessorService struct {
 	name      string
 	adminAddr string
 	proc      *Supervised
-	sweeps    []sweep
 	// Health is ready once the processor has recovered; it fails from the start of shutdown.
 	Health *Health
 }
@@ -57,7 +56,7 @@ type ProcessorService struct {
 // NewProcessorService builds the codecs (registering schemas when a registry is configured)
 // and the processor of graph. Topics must have been provisioned.
 func NewProcessorService(ctx context.Context, name string, cfg ProcessorConfig,
-	graph func(platform.Names, *platform.Codecs) *goka.GroupGraph, opts ...ProcessorOption) (*ProcessorService, error) {
+	graph func(platform.Names, *platform.Codecs) *goka.GroupGraph) (*ProcessorService, error) {
 	codecs, err := platform.CodecsFor(ctx, cfg.Kafka.SchemaRegistryURL)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -69,33 +68,12 @@ func NewProcessorService(ctx context.Context, name string, cfg ProcessorConfig,
 	}
 	health := NewHealth()
 	health.AddSupervised(proc)
-	s := &ProcessorService{name: name, adminAddr: cfg.AdminAddr, proc: proc, Health: health}
-	for _, opt := range opts {
-		opt(s)
-	}
-	return s, nil
+	return &ProcessorService{name: name, adminAddr: cfg.AdminAddr, proc: proc, Health: health}, nil
 }
-
-// ProcessorOption adds a part to a ProcessorService.
-type ProcessorOption func(*ProcessorService)
 
 // SweepFunc visits the state of every partition a processor owns as of now (goka has no
 // timers: state that expires is found by visiting it) and returns the keys visited.
 type SweepFunc func(ctx context.Context, p *goka.Processor, now time.Time) (int64, error)
-
-type sweep struct {
-	what  string
-	every time.Duration
-	fn    SweepFunc
-}
-
-// WithSweep runs fn every interval while the service runs; what names it in logs.
-func WithSweep(what string, every time.Duration, fn SweepFunc) ProcessorOption {
-	return func(s *ProcessorService) { s.sweeps = append(s.sweeps, sweep{what: what, every: every, fn: fn}) }
-}
-
-// Processor is the supervised processor, for tests and sweeps.
-func (s *ProcessorService) Processor() *Supervised { return s.proc }
 
 // RunSweeps calls fn on the processor sup runs now, every interval, until ctx ends; a sweep
 // is skipped while the processor recovers. A sweep cut short by a rebalance or shutdown is
@@ -134,9 +112,6 @@ func (s *ProcessorService) Run(ctx context.Context) error {
 	g, gctx := NewGroup(ctx)
 	g.Go("processor", s.proc.Run)
 	g.Go("admin http", func(ctx context.Context) error { return Serve(ctx, ln, s.Health.Handler()) })
-	for _, sw := range s.sweeps {
-		g.Go(sw.what+" sweep", func(ctx context.Context) error { RunSweeps(ctx, s.proc, sw.what, sw.every, sw.fn); return nil })
-	}
 	<-gctx.Done()
 	s.Health.SetStopping()
 	if err := g.Wait(); err != nil {
