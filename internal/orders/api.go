@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -99,7 +100,11 @@ func (s *Service) timeout(r *http.Request) (time.Duration, error) {
 }
 
 func (s *Service) handleGet(w http.ResponseWriter, r *http.Request, accept func(domain.Order) bool) {
-	id := chi.URLParam(r, "id")
+	id, err := pathID(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
 	timeout, err := s.timeout(r)
 	if err != nil {
 		writeError(w, r, err)
@@ -114,6 +119,23 @@ func (s *Service) handleGet(w http.ResponseWriter, r *http.Request, accept func(
 		}
 		return http.StatusOK, o, nil
 	})
+}
+
+// pathID is the {id} of the request's path, decoded. chi matches on the raw path when the
+// request has one that differs from the default encoding of its decoded path (Location
+// escapes ';' and ',' as %3B and %2C, which Go keeps as RawPath), and the parameter is then
+// still escaped; otherwise on the decoded path. Either way every id POST accepts, and the
+// Location it answered with, reads back the order.
+func pathID(r *http.Request) (string, error) {
+	id := chi.URLParam(r, "id")
+	if r.URL.RawPath == "" {
+		return id, nil
+	}
+	decoded, err := url.PathUnescape(id)
+	if err != nil {
+		return "", badRequest("id", "is not a valid escaped path segment")
+	}
+	return decoded, nil
 }
 
 // waitLocal waits for an accepted version of id in the local view. It waits in slices and
@@ -239,7 +261,20 @@ type orderBody struct {
 
 // decodeOrder reads and checks a POST body before anything is written.
 func decodeOrder(body io.Reader, limit int64) (domain.Order, error) {
-	dec := json.NewDecoder(body)
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		return domain.Order{}, jsonError(err, limit)
+	}
+	// encoding/json replaces invalid UTF-8 with U+FFFD, so two different ids would become
+	// one, and matches field names without regard to case, so {"id":"a","ID":"b"} would be
+	// order b: both are refused before decoding.
+	if !utf8.Valid(raw) {
+		return domain.Order{}, badRequest("body", "is not valid UTF-8")
+	}
+	if err := exactFieldNames(raw); err != nil {
+		return domain.Order{}, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var b orderBody
 	if err := dec.Decode(&b); err != nil {
@@ -274,10 +309,48 @@ func decodeOrder(body io.Reader, limit int64) (domain.Order, error) {
 	if o.State != domain.OrderCreated {
 		return domain.Order{}, badRequest("state", fmt.Sprintf("a new order must be CREATED, got %s", o.State))
 	}
+	if strings.ContainsRune(o.ID, utf8.RuneError) {
+		// What an unpaired surrogate escape (\ud800) decodes to: ids differing only there
+		// would collide.
+		return domain.Order{}, badRequest("id", "must not contain U+FFFD or an unpaired surrogate escape")
+	}
 	if strings.ContainsAny(o.ID, "/?#") || len(o.ID) > 256 {
 		return domain.Order{}, badRequest("id", "must be at most 256 characters without '/', '?' or '#'")
 	}
 	return o, nil
+}
+
+// orderFields are the POST body's field names, spelled exactly.
+var orderFields = map[string]bool{"id": true, "customerId": true, "state": true, "product": true, "quantity": true, "price": true}
+
+// exactFieldNames refuses a top-level object whose keys are not exactly the order's field
+// names, or name one twice. Anything that is not such an object is left to the decoder, which
+// names the problem.
+func exactFieldNames(raw []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		key, _ := tok.(string)
+		switch {
+		case !orderFields[key]:
+			return badRequest(key, "unknown field (names are case-sensitive)")
+		case seen[key]:
+			return badRequest(key, "appears twice")
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil
+		}
+	}
+	return nil
 }
 
 // jsonError turns a decoding error into a 400 naming the field when there is one.
@@ -365,7 +438,9 @@ func (s *Service) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 	if remaining < 0 {
 		remaining = 0
 	}
-	target := url.URL{Scheme: "http", Host: owner.Addr, Path: r.URL.Path,
+	// The escaped path, not the decoded one: an id holding "%2Fvalidated" must reach the
+	// owner as that id, not as another resource.
+	target := url.URL{Scheme: "http", Host: owner.Addr, Path: r.URL.Path, RawPath: r.URL.EscapedPath(),
 		RawQuery: "timeout=" + strconv.FormatInt(remaining.Milliseconds(), 10)}
 	var reqBody io.Reader
 	if body != nil {

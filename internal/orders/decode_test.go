@@ -27,6 +27,12 @@ func TestDecodeOrderRejectsBadBodiesNamingTheField(t *testing.T) {
 		{"two objects", `{"id":"1","customerId":1,"product":"JUMPERS","quantity":1,"price":1} {}`, "body"},
 		{"slash in id", `{"id":"a/b","customerId":1,"product":"JUMPERS","quantity":1,"price":1}`, "id"},
 		{"oversized", `{"id":"` + strings.Repeat("x", 200) + `","customerId":1,"product":"JUMPERS","quantity":1,"price":1}`, "body"},
+		// Issue 13 item 6: names are case-exact, once each, and the body is valid UTF-8.
+		{"field in another case", `{"id":"a","ID":"b","customerId":1,"product":"JUMPERS","quantity":1,"price":1}`, "ID"},
+		{"field only in another case", `{"Id":"a","customerId":1,"product":"JUMPERS","quantity":1,"price":1}`, "Id"},
+		{"field twice", `{"id":"a","id":"b","customerId":1,"product":"JUMPERS","quantity":1,"price":1}`, "id"},
+		{"unpaired surrogate in the id", `{"id":"a\ud800","customerId":1,"product":"JUMPERS","quantity":1,"price":1}`, "id"},
+		{"invalid UTF-8 in the id", "{\"id\":\"a\xff\",\"customerId\":1,\"product\":\"JUMPERS\",\"quantity\":1,\"price\":1}", "body"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

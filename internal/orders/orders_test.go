@@ -218,6 +218,44 @@ func TestTwoInstancesEitherServesTheOrder(t *testing.T) {
 	}
 }
 
+// Issue 13 item 5: every id POST accepts round-trips through its Location, escaped paths and
+// forwarding. Before, "a;b" and "c,d" were accepted and then answered 504 for ever, and an id
+// holding "%2Fvalidated" answered another resource once forwarded.
+func TestEveryAcceptedIDRoundTrips(t *testing.T) {
+	env := kafkatest.New(t, kafkatest.Options{Partitions: 4})
+	a := startInstance(t, env, "a")
+	b := startInstance(t, env, "b")
+	waitBalanced(t, env, []*instance{a, b}, 4)
+	ids := []string{"a;b", "c,d", "x1%2Fvalidated", "50%off", "sp ace", "plus+sign", "eq=al&amp", "ünïcødé", "emoji-🦀", "semi;colon,comma", "dot.", "..", "@at:colon"}
+	for i, id := range ids {
+		o := newOrder(id)
+		resp, body := post(t, []*instance{a, b}[i%2].url, o, "")
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("POST %q: %d %s", id, resp.StatusCode, body)
+		}
+		loc := resp.Header.Get("Location")
+		for _, in := range []*instance{a, b} {
+			status, got, body := get(t, in.url+loc+"?timeout=5000")
+			if status != http.StatusOK || got != o {
+				t.Errorf("GET %s (id %q) via %s: %d %s", loc, id, in.url, status, body)
+			}
+		}
+		v := o
+		v.State = domain.OrderValidated
+		raw, err := codecs.Order.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.Produce(t, env.Names.Topic(string(platform.TopicOrders)), o.ID, raw)
+		for _, in := range []*instance{a, b} {
+			status, got, body := get(t, in.url+loc+"/validated?timeout=5000")
+			if status != http.StatusOK || got != v {
+				t.Errorf("GET %s/validated (id %q) via %s: %d %s", loc, id, in.url, status, body)
+			}
+		}
+	}
+}
+
 // waitBalanced waits until the instances together own all partitions and each owns some.
 func waitBalanced(t *testing.T, env *kafkatest.Env, ins []*instance, partitions int) {
 	t.Helper()
