@@ -72,7 +72,8 @@ func logRequests(next http.Handler) http.Handler {
 			slog.Int("status", ww.Status()),
 			slog.Duration("duration", time.Since(start)),
 			slog.String("request_id", middleware.GetReqID(r.Context())),
-			slog.Bool("forwarded", r.Header.Get(headerForwarded) != ""))
+			slog.Bool("forwarded", r.Header.Get(headerForwarded) != ""),
+			slog.Bool("canceled", r.Context().Err() == context.Canceled))
 	})
 }
 

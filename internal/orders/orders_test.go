@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -253,6 +254,41 @@ func TestEveryAcceptedIDRoundTrips(t *testing.T) {
 				t.Errorf("GET %s/validated (id %q) via %s: %d %s", loc, id, in.url, status, body)
 			}
 		}
+	}
+}
+
+// Issue 13 item 9: a client that hangs up on a long-poll is not a server error: /metrics
+// counts it as 499 (client closed request), never 500.
+func TestClientHangUpIsNotAServerError(t *testing.T) {
+	env := kafkatest.New(t, kafkatest.Options{Partitions: 4})
+	in := startInstance(t, env, "a")
+	waitBalanced(t, env, []*instance{in}, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, in.url+"/v1/orders/never-posted?timeout=20000", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the long-poll answered %d before the client hung up", resp.StatusCode)
+	}
+	count := func(status string) float64 {
+		resp, err := http.Get(in.url + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		prefix := `ordersys_http_request_duration_seconds_count{method="GET",route="/v1/orders/{id}",status="` + status + `"} `
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				return f
+			}
+		}
+		return 0
+	}
+	kafkatest.Eventually(t, 5*time.Second, "the hung-up request counted as 499", func() bool { return count("499") >= 1 })
+	if n := count("500"); n != 0 {
+		t.Fatalf("%v GETs counted as 500", n)
 	}
 }
 

@@ -57,8 +57,12 @@ const (
 	problemOverloaded   = "https://ordersys.dev/problems/overloaded"
 	problemInternal     = "https://ordersys.dev/problems/internal"
 	problemShuttingDown = "https://ordersys.dev/problems/shutting-down"
+	problemCanceled     = "https://ordersys.dev/problems/client-closed-request"
 	problemNotWritten   = "https://ordersys.dev/problems/not-written"
 )
+
+// StatusClientClosedRequest is the status recorded for a request whose client went away.
+const StatusClientClosedRequest = 499
 
 // problemFor maps an error to its problem.
 func problemFor(err error) Problem {
@@ -82,6 +86,10 @@ func problemFor(err error) Problem {
 		return Problem{Type: problemNotWritten, Title: "not written", Status: http.StatusServiceUnavailable, Detail: err.Error()}
 	case errors.Is(err, ErrShuttingDown):
 		return Problem{Type: problemShuttingDown, Title: "shutting down", Status: http.StatusServiceUnavailable, Detail: err.Error()}
+	case errors.Is(err, context.Canceled):
+		// The client hung up: nobody reads the answer, and it is not the server's fault. The
+		// status is nginx's 499, so /metrics and the log line tell it apart from a 5xx.
+		return Problem{Type: problemCanceled, Title: "client closed request", Status: StatusClientClosedRequest, Detail: err.Error()}
 	case errors.Is(err, ErrUnavailable):
 		return Problem{Type: problemUnavailable, Title: "owner unavailable", Status: http.StatusBadGateway, Detail: err.Error()}
 	default:
