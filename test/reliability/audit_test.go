@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ordersys/ecosystem/internal/details"
 	"github.com/ordersys/ecosystem/internal/domain"
@@ -386,7 +387,43 @@ func (c *cluster) settle(name string, placements []*placement, stock map[domain.
 	for _, p := range problems {
 		c.t.Error(p)
 	}
+	for product, want := range rep.ExpectedReserved {
+		if rep.Reserved[product] != want {
+			c.logInventoryHistory(domain.Product(product))
+		}
+	}
 	return rep
+}
+
+// logInventoryHistory logs, for a product whose reservations disagree with the verdicts, the
+// last values its key had on the inventory table topic, and any value written after one that
+// had applied a later loopback record (a write that reached the topic out of order).
+func (c *cluster) logInventoryHistory(product domain.Product) {
+	c.t.Helper()
+	table := c.names.Topic(string(goka.GroupTable(platform.GroupInventory)))
+	var lines []string
+	var lastNext int64
+	c.scanTopic(table, func(r *kgo.Record) {
+		if string(r.Key) != string(product) {
+			return
+		}
+		var v inventory.TableValue
+		if r.Value == nil || json.Unmarshal(r.Value, &v) != nil {
+			lines = append(lines, fmt.Sprintf("offset %d: not a value (%d bytes)", r.Offset, len(r.Value)))
+			return
+		}
+		note := ""
+		if v.LoopNext < lastNext {
+			note = fmt.Sprintf(" REGRESSED from loopNext %d", lastNext)
+		}
+		lastNext = max(lastNext, v.LoopNext)
+		lines = append(lines, fmt.Sprintf("offset %d at %s: reserved %d, %d in flight, loopNext %d, applied %v%s",
+			r.Offset, r.Timestamp.Format("15:04:05.000"), v.Reserved, len(v.Orders), v.LoopNext, v.Applied, note))
+	})
+	if len(lines) > 40 {
+		lines = lines[len(lines)-40:]
+	}
+	c.t.Logf("inventory table history of %s (last %d values):\n%s", product, len(lines), strings.Join(lines, "\n"))
 }
 
 func logReport(t *testing.T, rep any) {
