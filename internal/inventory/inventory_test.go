@@ -273,6 +273,33 @@ func TestProcessorJudgesARequestLostBehindALaterOne(t *testing.T) {
 	}
 }
 
+// Issue 13 item 12 (the reservation audit's "reserves 919, the verdicts say 920"). An order
+// that finished can be finished again: a redelivered CREATED re-creates its entry, a repeated
+// FAILED decision sets its final state, and a verdict the product sent twice arrives. The
+// second release it sends must give back nothing: earlier versions released by the quantity
+// it carried, so the units came back twice and stock could be oversold.
+func TestProcessorReleasesAnOrderOnceWhenItIsFinishedTwice(t *testing.T) {
+	p := startTester(t)
+	p.setStock(domain.Jumpers, stockRow(t, 5))
+	a := order("a", domain.Jumpers, 2)
+	p.consume(t, a, base)
+	if got := p.verdict(t, "a"); got != domain.Pass {
+		t.Fatalf("a: %s", got)
+	}
+	p.consume(t, failed(a), base)
+	if got := p.reserved(domain.Jumpers); got != 0 {
+		t.Fatalf("reserved %d after FAILED, want 0", got)
+	}
+	// The entry as a redelivered CREATED and a repeated FAILED leave it: pending, final FAILED.
+	p.tt.SetTableValue(goka.GroupTable(platform.GroupInventory), "a",
+		&inventory.TableValue{Order: &inventory.OrderEntry{Product: domain.Jumpers, Final: domain.OrderFailed}})
+	p.tt.Consume(platform.LoopTopic(platform.GroupInventory), "a", mustJSON(t, inventory.LoopMessage{
+		Verdict: &inventory.VerdictRecord{Result: domain.Pass, Reserved: 2}}))
+	if got := p.reserved(domain.Jumpers); got != 0 {
+		t.Fatalf("reserved %d after the second finish, want 0: the units were given back twice", got)
+	}
+}
+
 func mustJSON(t *testing.T, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)

@@ -77,14 +77,15 @@ type Answer struct {
 }
 
 // AnswerRetention bounds how long an answer waits for its order's final state. Orders are
-// decided within seconds; a day covers an aggregator outage with a wide margin.
+// decided within seconds; a day covers an aggregator outage with a wide margin. A dropped
+// answer's units stay reserved, as with MaxAnswers.
 const AnswerRetention = 24 * time.Hour
 
 // MaxAnswers bounds the answers a product keeps, so its value stays far below Kafka's message
 // size limit even when orders stop being decided (the aggregator down): beyond it the oldest
-// answer is dropped. A dropped order's release still works (it carries its quantity); what is
-// lost is only the re-sending of its answer, needed if a crash lost that answer too: such an
-// order, asked again, is judged again.
+// answer is dropped. A dropped order's units stay reserved when it ends FAILED (stock is never
+// given back twice, so it may be held too long, never oversold), and an order asked again
+// after its answer was dropped and lost in a crash is judged again.
 const MaxAnswers = 256
 
 // Source identifies the record that asked for a change, for logs and dead letters.
@@ -160,25 +161,25 @@ func (r *ReservedStock) applied(src Source) bool {
 	return false
 }
 
-// Release gives back the units of an order that ended FAILED and forgets it, once: a known
-// order by its answer; one whose answer was dropped by the quantity the request carries,
-// unless the request was applied before (a loopback record below LoopNext, or a source offset
-// at or below the last applied from its partition). It reports whether anything changed.
+// Release gives back the units of an order that ended FAILED and forgets it, once, by the
+// answer the product gave it. An order the product does not know (released or forgotten
+// before, or its answer dropped) gives back nothing: a release can reach a product twice from
+// different source records — an order's key that finished, lost its entry to a redelivered
+// CREATED and was finished again by a stale verdict and a repeated FAILED decision — and
+// releasing by the quantity it carries made stock be given back twice (the reservation
+// audit's "reserves 919, the verdicts say 920"). A redelivered loopback record (at below
+// LoopNext) changes nothing either. It reports whether anything changed.
 func (r *ReservedStock) Release(req ReleaseRequest, at int64) bool {
 	if at < r.LoopNext {
 		return false
 	}
-	r.LoopNext = at + 1
-	if a, ok := r.Orders[req.OrderID]; ok {
-		r.applied(req.Source)
-		r.Reserved -= int64(a.Reserved)
-		delete(r.Orders, req.OrderID)
-		return true
-	}
-	if r.applied(req.Source) || req.Quantity == 0 {
+	a, ok := r.Orders[req.OrderID]
+	if !ok {
 		return false
 	}
-	r.Reserved -= int64(req.Quantity)
+	r.LoopNext = at + 1
+	r.Reserved -= int64(a.Reserved)
+	delete(r.Orders, req.OrderID)
 	return true
 }
 
@@ -228,7 +229,8 @@ type ReserveRequest struct {
 // ReleaseRequest gives back the units of an order that ended FAILED.
 type ReleaseRequest struct {
 	OrderID string `json:"orderId"`
-	// Quantity is what the order's verdict said it reserved (0 for a FAIL).
+	// Quantity is what the order's verdict said it reserved (0 for a FAIL); for logs and
+	// dead letters: the product releases what its own answer reserved.
 	Quantity int32  `json:"quantity"`
 	Source   Source `json:"source"`
 }

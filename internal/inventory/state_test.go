@@ -160,9 +160,10 @@ func TestLoopMessageValidate(t *testing.T) {
 	}
 }
 
-// Undecided orders (the aggregator down) cannot grow a product's value past MaxAnswers, and a
-// dropped order's release still gives its units back, once.
-func TestAnswersAreCappedAndDroppedOrdersStillRelease(t *testing.T) {
+// Undecided orders (the aggregator down) cannot grow a product's value past MaxAnswers; a
+// dropped order's release gives nothing back (its units stay reserved: never given back
+// twice).
+func TestAnswersAreCappedAndDroppedOrdersKeepTheirUnits(t *testing.T) {
 	var rs ReservedStock
 	for i := 0; i < 4000; i++ {
 		rs.Reserve(req(fmt.Sprintf("%0240d", i), 1, 0, int64(i)), Stock{Units: 1 << 30, Known: true}, int64(i))
@@ -176,10 +177,23 @@ func TestAnswersAreCappedAndDroppedOrdersStillRelease(t *testing.T) {
 		t.Fatal("the oldest answer was kept")
 	}
 	release := ReleaseRequest{OrderID: dropped, Quantity: 1, Source: Source{Topic: "orders", Partition: 1, Offset: 9}}
-	if !rs.Release(release, 4000) || rs.Reserved != 3999 {
+	if rs.Release(release, 4000) || rs.Reserved != 4000 {
 		t.Fatalf("release of a dropped order: reserved %d", rs.Reserved)
 	}
-	if rs.Release(release, 4000) || rs.Reserved != 3999 {
-		t.Fatalf("redelivered release: reserved %d", rs.Reserved)
+	kept := fmt.Sprintf("%0240d", 3999)
+	if !rs.Release(ReleaseRequest{OrderID: kept, Quantity: 1, Source: Source{Topic: "orders", Partition: 1, Offset: 10}}, 4001) || rs.Reserved != 3999 {
+		t.Fatalf("release of a known order: reserved %d", rs.Reserved)
+	}
+}
+
+// Issue 13 item 12: one order's release reaching the product twice, from different source
+// records (an order's key finished twice: see Release), gives its units back once.
+func TestAReleaseFromAnotherSourceGivesBackNothingTwice(t *testing.T) {
+	var rs ReservedStock
+	rs.Reserve(req("a", 2, 0, 5), Stock{Units: 9, Known: true}, 0)
+	rs.Release(ReleaseRequest{OrderID: "a", Quantity: 2, Source: Source{Topic: "inventory-service-loop", Partition: 3, Offset: 40}}, 1)
+	rs.Release(ReleaseRequest{OrderID: "a", Quantity: 2, Source: Source{Topic: "orders", Partition: 0, Offset: 77}}, 2)
+	if rs.Reserved != 0 {
+		t.Fatalf("reserved %d after two releases of one order, want 0", rs.Reserved)
 	}
 }
