@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -47,7 +48,43 @@ func Provision(ctx context.Context, adm *kadm.Client, names Names, partitions, r
 			return res, err
 		}
 	}
+	if err := awaitTopics(ctx, adm, res.Created, partitions); err != nil {
+		return res, err
+	}
 	return res, nil
+}
+
+// awaitTopics waits until every topic is in the metadata with all its partitions led. Kafka
+// answers CreateTopics before every broker knows the topic: a service started right after
+// provisioning failed with "requested topic was not found" (the embedded broker never did).
+func awaitTopics(ctx context.Context, adm *kadm.Client, topics []string, partitions int) error {
+	if len(topics) == 0 {
+		return nil
+	}
+	for {
+		details, err := adm.ListTopics(ctx, topics...)
+		ready := err == nil
+		for _, t := range topics {
+			d, ok := details[t]
+			if !ok || d.Err != nil || len(d.Partitions) != partitions {
+				ready = false
+				break
+			}
+			for _, p := range d.Partitions {
+				if p.Err != nil || p.Leader < 0 {
+					ready = false
+				}
+			}
+		}
+		if ready {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("provision: wait for the new topics to be led: %w (last error: %v)", ctx.Err(), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // TopicConfigs are the topic-level settings Provision creates spec with.

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+
 	"github.com/ordersys/ecosystem/internal/platform"
 	"github.com/ordersys/ecosystem/internal/platform/kafkatest"
 )
@@ -76,5 +79,27 @@ func TestProvisionCreatesEveryTopicWithCountsAndCompaction(t *testing.T) {
 
 	if _, err := platform.Provision(ctx, env.Admin, env.Names, 3, 1); err == nil || !strings.Contains(err.Error(), "partition count") {
 		t.Fatalf("provisioning with another partition count must fail clearly, got %v", err)
+	}
+}
+
+// On Kafka, CreateTopics is answered before every broker knows the new topics; provisioning
+// waits until they are led, so a view created right after it finds its topic (bench-kafka's
+// second ecosystem failed with "requested topic was not found" before).
+func TestProvisionedTopicsCanBeReadAtOnce(t *testing.T) {
+	env := kafkatest.New(t, kafkatest.Options{NoProvision: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := platform.Provision(ctx, env.Admin, env.Names, 6, 1); err != nil {
+		t.Fatal(err)
+	}
+	g := env.Goka(t)
+	for _, table := range []goka.Table{
+		env.Names.Table(platform.TopicOrdersMembership),
+		env.Names.Table(platform.TopicCustomers),
+		env.Names.Table(platform.TopicWarehouseInventory),
+	} {
+		if _, err := g.NewView("provision-test", table, new(codec.Bytes)); err != nil {
+			t.Fatalf("view of %s right after provisioning: %v", table, err)
+		}
 	}
 }
