@@ -133,6 +133,14 @@ func (p processing) order(ctx goka.Context, o domain.Order) {
 			p.emitVerdict(ctx, o.ID, v.Order.Result)
 			return
 		}
+		if v.Order != nil && v.Order.Product != o.Product {
+			// Another order under this id: the first CREATED is the order (SPEC's integrity
+			// rules); asking another product would reserve units nothing releases.
+			slog.Warn("CREATED with other content for an order in flight ignored",
+				slog.String("order_id", o.ID), slog.String("product", string(o.Product)),
+				slog.String("first_product", string(v.Order.Product)))
+			return
+		}
 		resend := v.Order != nil
 		if !resend {
 			v.Order = &OrderEntry{Product: o.Product}

@@ -184,63 +184,76 @@ func (s *Service) handlePost(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// create writes a new order, once. The owner of the id's partition serialises POSTs of one id:
-// the same order again is accepted without a second record (a safe client retry); another
-// order under the same id is a conflict. A write the broker has not answered within the
-// request's deadline stays registered: the next POST of the id waits for that answer.
+// create writes a new order, once. POSTs of one id are serialised: the same order again is
+// accepted without a second record (a safe client retry); another order under the same id is
+// a conflict. The id's lock is held only to decide and to register the write, never while the
+// broker is waited for: during a leader election that can take the whole deadline, and the
+// lock stripes are shared with other ids. A write the broker has not answered stays
+// registered, and the next POST of the id waits for that answer before deciding.
 func (s *Service) create(ctx context.Context, o domain.Order, p int32) error {
-	unlock := s.locks.lock(o.ID)
-	defer unlock()
-	w, ok := s.pending.get(o.ID)
-	if ok {
-		select {
-		case <-w.done:
-		case <-ctx.Done():
-			return fmt.Errorf("%w: order %s: an earlier write of this id is still unacknowledged", ErrNotWritten, o.ID)
+	for {
+		unlock := s.locks.lock(o.ID)
+		w, ok := s.pending.get(o.ID)
+		if ok && !w.answered() {
+			unlock()
+			select {
+			case <-w.done:
+				continue // decide again with the answer
+			case <-ctx.Done():
+				return fmt.Errorf("%w: order %s: an earlier write of this id is still unacknowledged", ErrNotWritten, o.ID)
+			}
 		}
-		if w.err != nil {
+		if ok && w.err != nil {
 			ok = false // not written: this POST writes it
 		}
-	}
-	var existing domain.Order
-	if ok {
-		existing = w.order
-	} else {
-		stored, err := s.lookup(o.ID, p)
-		if err != nil {
+		existing := domain.Order{}
+		if ok {
+			existing = w.order
+		} else {
+			stored, err := s.lookup(o.ID, p)
+			if err != nil {
+				unlock()
+				return err
+			}
+			if stored != nil {
+				existing, ok = *stored, true
+			}
+		}
+		if ok {
+			unlock()
+			if sameOrder(existing, o) {
+				return nil
+			}
+			return ErrConflict
+		}
+		if err := ctx.Err(); err != nil {
+			unlock()
 			return err
 		}
-		if stored != nil {
-			existing, ok = *stored, true
-		}
+		w = s.pending.begin(o)
+		unlock()
+		return s.write(ctx, w)
 	}
-	if ok {
-		if sameOrder(existing, o) {
-			return nil
-		}
-		return ErrConflict
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	// The broker's answer comes once the write is acknowledged with acks=all, or the producer
-	// gave up; its retries outlast a leader election (platform.SaramaConfig), which may take
-	// longer than the request's deadline.
-	w = s.pending.begin(o)
-	promise, err := s.writer.Emit(o.ID, o)
+}
+
+// write sends w's order and waits for the broker's answer until ctx ends. The answer comes
+// once the write is acknowledged with acks=all, or the producer gave up; its retries outlast a
+// leader election (platform.SaramaConfig), which may take longer than the request's deadline.
+func (s *Service) write(ctx context.Context, w *pendingWrite) error {
+	promise, err := s.writer.Emit(w.order.ID, w.order)
 	if err != nil {
 		s.pending.finish(w, err)
-		return fmt.Errorf("%w: write order %s: %v", ErrNotWritten, o.ID, err)
+		return fmt.Errorf("%w: write order %s: %v", ErrNotWritten, w.order.ID, err)
 	}
 	promise.Then(func(err error) { s.pending.finish(w, err) })
 	select {
 	case <-w.done:
 		if w.err != nil {
-			return fmt.Errorf("%w: write order %s: %v", ErrNotWritten, o.ID, w.err)
+			return fmt.Errorf("%w: write order %s: %v", ErrNotWritten, w.order.ID, w.err)
 		}
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("%w: write order %s: not acknowledged within the request's deadline: %v", ErrNotWritten, o.ID, ctx.Err())
+		return fmt.Errorf("%w: write order %s: not acknowledged within the request's deadline: %v", ErrNotWritten, w.order.ID, ctx.Err())
 	}
 }
 
@@ -314,6 +327,10 @@ func decodeOrder(body io.Reader, limit int64) (domain.Order, error) {
 		// What an unpaired surrogate escape (\ud800) decodes to: ids differing only there
 		// would collide.
 		return domain.Order{}, badRequest("id", "must not contain U+FFFD or an unpaired surrogate escape")
+	}
+	if o.ID == "." || o.ID == ".." {
+		// A client resolving Location /v1/orders/.. (RFC 3986 dot segments) lands elsewhere.
+		return domain.Order{}, badRequest("id", "must not be a dot segment")
 	}
 	if strings.ContainsAny(o.ID, "/?#") || len(o.ID) > 256 {
 		return domain.Order{}, badRequest("id", "must be at most 256 characters without '/', '?' or '#'")

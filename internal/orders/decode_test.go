@@ -31,6 +31,7 @@ func TestDecodeOrderRejectsBadBodiesNamingTheField(t *testing.T) {
 		{"field in another case", `{"id":"a","ID":"b","customerId":1,"product":"JUMPERS","quantity":1,"price":1}`, "ID"},
 		{"field only in another case", `{"Id":"a","customerId":1,"product":"JUMPERS","quantity":1,"price":1}`, "Id"},
 		{"field twice", `{"id":"a","id":"b","customerId":1,"product":"JUMPERS","quantity":1,"price":1}`, "id"},
+		{"dot segment id", `{"id":"..","customerId":1,"product":"JUMPERS","quantity":1,"price":1}`, "id"},
 		{"unpaired surrogate in the id", `{"id":"a\ud800","customerId":1,"product":"JUMPERS","quantity":1,"price":1}`, "id"},
 		{"invalid UTF-8 in the id", "{\"id\":\"a\xff\",\"customerId\":1,\"product\":\"JUMPERS\",\"quantity\":1,\"price\":1}", "body"},
 	}

@@ -227,7 +227,7 @@ func TestEveryAcceptedIDRoundTrips(t *testing.T) {
 	a := startInstance(t, env, "a")
 	b := startInstance(t, env, "b")
 	waitBalanced(t, env, []*instance{a, b}, 4)
-	ids := []string{"a;b", "c,d", "x1%2Fvalidated", "50%off", "sp ace", "plus+sign", "eq=al&amp", "ünïcødé", "emoji-🦀", "semi;colon,comma", "dot.", "..", "@at:colon"}
+	ids := []string{"a;b", "c,d", "x1%2Fvalidated", "50%off", "sp ace", "plus+sign", "eq=al&amp", "ünïcødé", "emoji-🦀", "semi;colon,comma", "dot.", ".hidden", "...", "@at:colon"}
 	for i, id := range ids {
 		o := newOrder(id)
 		resp, body := post(t, []*instance{a, b}[i%2].url, o, "")

@@ -268,8 +268,9 @@ func (s *Service) lookup(id string, p int32) (*domain.Order, error) {
 // writes the broker has not answered yet, so that a second POST of the id waits for the
 // answer instead of guessing.
 type pendingWrites struct {
-	mu   sync.Mutex
-	byID map[string]*pendingWrite
+	mu        sync.Mutex
+	byID      map[string]*pendingWrite
+	lastSweep time.Time
 }
 
 // pendingWrite is one POST's write of an order.
@@ -290,7 +291,11 @@ func (pw *pendingWrites) begin(o domain.Order) *pendingWrite {
 	pw.mu.Lock()
 	defer pw.mu.Unlock()
 	pw.byID[o.ID] = w
-	if len(pw.byID) > 1024 {
+	// Acknowledged writes the view never reported are swept, at most once a second: with
+	// many writes unanswered (a leader election under load) a sweep on every write would
+	// scan them all each time.
+	if len(pw.byID) > 1024 && time.Since(pw.lastSweep) > time.Second {
+		pw.lastSweep = time.Now()
 		for id, old := range pw.byID {
 			if old.expired() {
 				delete(pw.byID, id)
@@ -298,6 +303,16 @@ func (pw *pendingWrites) begin(o domain.Order) *pendingWrite {
 		}
 	}
 	return w
+}
+
+// answered reports whether the broker has answered w.
+func (w *pendingWrite) answered() bool {
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // finish records the broker's answer to w: acknowledged (err nil), or not written, in which
