@@ -14,6 +14,8 @@ package apachekafka
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -45,8 +47,8 @@ type Options struct {
 	// Version of org.apache.kafka:kafka_2.13; empty means KAFKA_VERSION, else DefaultVersion.
 	Version string
 	// Nodes is the number of combined broker+controller nodes: 1 (default) or 3. With 3 the
-	// controller quorum has three voters and the internal topics replication 3 with
-	// min.insync.replicas 2. Topic-level settings are the provisioner's (platform.Provision):
+	// controller quorum has three voters, the internal topics replication 3, and the
+	// transaction and share-group state topics min.insync.replicas 2. Topic-level settings are the provisioner's (platform.Provision):
 	// the broker keeps Kafka's defaults, as a cluster the services meet would.
 	Nodes int
 	// Dir holds each node's config, log directory and logs; empty makes a temporary directory
@@ -102,15 +104,33 @@ type Node struct {
 // Start resolves the classpath, formats storage for every node and starts them all, returning
 // once each answers metadata requests. On error every started node is stopped again.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
-	c, err := New(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.StartAll(ctx); err != nil {
+	for attempt := 1; ; attempt++ {
+		c, err := New(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		err = c.StartAll(ctx)
+		if err == nil {
+			return c, nil
+		}
+		// Free ports are picked before the JVMs bind them, seconds later: another process may
+		// take one meanwhile. Fresh ports once more, unless the caller fixed them.
+		retry := attempt == 1 && len(opts.Ports) == 0 && len(opts.ControllerPorts) == 0 && c.portTaken()
 		c.Stop()
-		return nil, err
+		if !retry {
+			return nil, err
+		}
 	}
-	return c, nil
+}
+
+// portTaken reports whether a node failed to start because its port was in use.
+func (c *Cluster) portTaken() bool {
+	for _, n := range c.nodes {
+		if out := n.stdoutTail(200) + n.LogTail(200); strings.Contains(out, "BindException") || strings.Contains(out, "Address already in use") {
+			return true
+		}
+	}
+	return false
 }
 
 // New prepares a cluster — classpath, ports, configuration, formatted storage — without
@@ -160,8 +180,8 @@ func New(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	c.classpath = cp
-	if c.clusterID, err = c.runTool(ctx, "random-uuid"); err != nil {
-		return nil, fmt.Errorf("apachekafka: make a cluster id: %w", err)
+	if c.clusterID, err = newClusterID(); err != nil {
+		return nil, err
 	}
 	for i := 0; i < opts.Nodes; i++ {
 		n := &Node{ID: i + 1, Dir: filepath.Join(c.dir, fmt.Sprintf("node-%d", i+1)), cluster: c}
@@ -296,11 +316,13 @@ func (n *Node) Kill() {
 }
 
 // Stop asks the node to shut down (SIGTERM) and SIGKILLs it if it has not exited within the
-// cluster's stop timeout.
-func (n *Node) Stop() {
+// cluster's stop timeout; it reports whether the shutdown was graceful.
+func (n *Node) Stop() bool {
 	if !n.signalAndWait(syscall.SIGTERM, n.cluster.opts.StopTimeout) {
 		n.Kill()
+		return false
 	}
+	return true
 }
 
 // signalAndWait reports whether the process is gone within wait (true when none runs).
@@ -465,8 +487,8 @@ func (n *Node) Properties() map[string]string {
 		"share.coordinator.state.topic.min.isr":            minISR,
 		// Tests and local runs start groups at once; production keeps the 3 s default.
 		"group.initial.rebalance.delay.ms": "0",
-		// A local broker on a laptop: modest threads and a cleaner that compacts tables
-		// within seconds, not the production defaults' hour.
+		// A local broker on a laptop: modest threads, and a cleaner that looks every 5 s
+		// (segments roll at 16 MiB; the active one is never compacted).
 		"num.network.threads":             "2",
 		"num.io.threads":                  "4",
 		"log.cleaner.threads":             "1",
@@ -559,6 +581,16 @@ func javaBinary() string {
 		return filepath.Join(home, "bin", "java")
 	}
 	return "java"
+}
+
+// newClusterID is what `kafka-storage random-uuid` prints: 16 random bytes, base64url without
+// padding (made here rather than by starting one more JVM).
+func newClusterID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("apachekafka: make a cluster id: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
 func freePort() (int, error) {

@@ -2,6 +2,7 @@ package apachekafka
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -24,7 +25,13 @@ func Classpath(ctx context.Context, pom, version string) (string, error) {
 			return "", err
 		}
 	}
-	cache := filepath.Join(filepath.Dir(pom), "target", "classpath-"+version+".txt")
+	pomBytes, err := os.ReadFile(pom)
+	if err != nil {
+		return "", fmt.Errorf("apachekafka: read %s: %w", pom, err)
+	}
+	// Keyed by the POM's content too: an edited POM (another log4j, say) resolves again.
+	sum := sha256.Sum256(pomBytes)
+	cache := filepath.Join(filepath.Dir(pom), "target", fmt.Sprintf("classpath-%s-%x.txt", version, sum[:6]))
 	if cp, ok := cachedClasspath(cache); ok {
 		return cp, nil
 	}

@@ -98,8 +98,8 @@ type testBroker interface {
 	bootstrap() string
 	// kill SIGKILLs the broker (every node of a cluster) and waits until it is gone.
 	kill()
-	// restart starts it again on the same ports and data and waits until the ecosystem's
-	// topics are there.
+	// restart starts it again on the same ports and data and waits until it answers
+	// metadata requests (the embedded broker also until it has provisioned, idempotently).
 	restart()
 }
 

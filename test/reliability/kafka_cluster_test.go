@@ -76,8 +76,13 @@ func TestKafkaClusterFailover(t *testing.T) {
 	time.Sleep(3 * plan.pause)
 
 	for _, n := range broker.cluster.Nodes() {
+		// As a rolling upgrade does: the next broker goes only once every replica is back in
+		// sync, or stopping it would leave partitions below min.insync.replicas.
+		c.waitInSync(nodes, 2*time.Minute)
 		begin(fmt.Sprintf("rolling restart of node %d", n.ID))
-		n.Stop()
+		if !n.Stop() {
+			t.Logf("node %d did not stop within the bound after SIGTERM and was SIGKILLed", n.ID)
+		}
 		broker.restartNode(n)
 		c.waitServicesReady(svcs)
 		t.Logf("node %d restarted", n.ID)
@@ -122,6 +127,9 @@ func (c *cluster) checkTopicConfig(topic goka.Stream, key, want string) {
 		c.t.Fatalf("describe %s configs: %v", name, err)
 	}
 	rc, err := configs.On(name, nil)
+	if err == nil {
+		err = rc.Err
+	}
 	if err != nil {
 		c.t.Fatalf("describe %s configs: %v", name, err)
 	}
@@ -134,6 +142,35 @@ func (c *cluster) checkTopicConfig(topic goka.Stream, key, want string) {
 		}
 	}
 	c.t.Fatalf("%s has no %s", name, key)
+}
+
+// waitInSync waits until every partition of every topic, the internal ones included, has all
+// replicas in sync.
+func (c *cluster) waitInSync(replicas int, timeout time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		topics, err := c.admin.ListTopicsWithInternal(ctx)
+		cancel()
+		behind := 0
+		if err == nil {
+			for _, td := range topics {
+				for _, p := range td.Partitions {
+					if len(p.ISR) < replicas {
+						behind++
+					}
+				}
+			}
+		}
+		if err == nil && behind == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("replicas not back in sync after %v: %d partitions behind (%v)", timeout, behind, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func statusKey(status int) string {
