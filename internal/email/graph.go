@@ -37,6 +37,7 @@ type Counters struct {
 	UnpaidOrders        atomic.Int64 // orders whose records expired without a matching payment
 	UnmatchedPayments   atomic.Int64 // payments that expired without a matching order record
 	HoldsExpired        atomic.Int64 // orders abandoned because their customer never arrived
+	HoldsUnlisted       atomic.Int64 // waiting orders left off their customer's full list (the sweep releases them)
 }
 
 // Snapshot returns the current values by name.
@@ -50,6 +51,7 @@ func (c *Counters) Snapshot() map[string]int64 {
 		"unpaid_orders":        c.UnpaidOrders.Load(),
 		"unmatched_payments":   c.UnmatchedPayments.Load(),
 		"holds_expired":        c.HoldsExpired.Load(),
+		"holds_unlisted":       c.HoldsUnlisted.Load(),
 	}
 }
 
@@ -251,14 +253,14 @@ func (j *joiner) loopback(ctx goka.Context, key string, m loopMessage) {
 }
 
 func (j *joiner) onOrder(ctx goka.Context, o domain.Order) {
-	eventTime := ctx.Timestamp()
+	eventTime := platform.BoundEventTime(ctx.Timestamp(), j.now())
 	j.update(ctx, nil, func(s *orderState, now time.Time) bool {
 		return s.addOrder(o, eventTime, now)
 	})
 }
 
 func (j *joiner) onPayment(ctx goka.Context, p domain.Payment) {
-	j.loopback(ctx, p.OrderID, loopMessage{Payment: &loopPayment{Payment: p, EventTime: ctx.Timestamp()}})
+	j.loopback(ctx, p.OrderID, loopMessage{Payment: &loopPayment{Payment: p, EventTime: platform.BoundEventTime(ctx.Timestamp(), j.now())}})
 }
 
 func (j *joiner) onLoop(ctx goka.Context, m loopMessage) {
@@ -286,14 +288,15 @@ func (j *joiner) onHold(ctx goka.Context, h holdRequest) {
 	if e.Customer == nil {
 		e.Customer = &customerState{}
 	}
-	if e.Customer.Waiting == nil {
-		e.Customer.Waiting = map[string]time.Time{}
+	changed, fits := e.Customer.list(h.OrderID, h.Since)
+	if !fits {
+		j.counters.HoldsUnlisted.Add(1)
+		slog.Debug("order waits unlisted: its customer's list of waiting orders is full",
+			slog.String("order_id", h.OrderID), slog.Int64("customer_id", h.CustomerID))
 	}
-	if _, ok := e.Customer.Waiting[h.OrderID]; ok {
-		return
+	if changed {
+		j.store(ctx, e, existed)
 	}
-	e.Customer.Waiting[h.OrderID] = h.Since
-	j.store(ctx, e, existed)
 }
 
 // onCustomer releases the orders waiting for the customer that just arrived (or changed).

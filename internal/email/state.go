@@ -1,6 +1,7 @@
 package email
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/ordersys/ecosystem/internal/domain"
@@ -15,6 +16,17 @@ const JoinWindow = time.Minute
 // a stream of payments for one order id cannot grow its state without limit. Order records
 // need no such bound: they are kept one per order state, so at most four.
 const maxPendingPayments = 8
+
+// heldListBudget bounds, in encoded bytes, the list of orders waiting for one missing customer,
+// so that no customer key's value nears Kafka's 1 MiB record limit however many orders name
+// that customer. An order that does not fit is not listed: it still waits in its own state,
+// and the periodic sweep, which looks up the customer of every waiting order, releases it
+// within a sweep interval of its customer's arrival instead of at once.
+const heldListBudget = 64 << 10
+
+// heldOverhead is what one listed order costs beyond its JSON-encoded id: separators and a
+// time in RFC 3339 with nanoseconds and a zone offset.
+const heldOverhead = 48
 
 // entry is the value of the group table. A key is either an order id (join state) or a
 // customer key (the orders waiting for that customer). The two live in separate fields so that
@@ -94,6 +106,42 @@ type enrichedOutcome struct {
 // wait started.
 type customerState struct {
 	Waiting map[string]time.Time `json:"waiting,omitempty"`
+	// Bytes is what Waiting costs against heldListBudget; state written before the budget
+	// existed has none and is counted again on first use.
+	Bytes int `json:"bytes,omitempty"`
+}
+
+// list adds an order to the waiters unless it is listed already or would not fit the budget;
+// it reports whether the state changed, and false in fits when the order was left out.
+func (c *customerState) list(orderID string, since time.Time) (changed, fits bool) {
+	if _, ok := c.Waiting[orderID]; ok {
+		return false, true
+	}
+	if c.Bytes == 0 {
+		for id := range c.Waiting {
+			c.Bytes += heldCost(id)
+		}
+	}
+	cost := heldCost(orderID)
+	if c.Bytes+cost > heldListBudget {
+		return false, false
+	}
+	if c.Waiting == nil {
+		c.Waiting = map[string]time.Time{}
+	}
+	c.Waiting[orderID] = since
+	c.Bytes += cost
+	return true, true
+}
+
+// heldCost is what listing orderID costs: its id as the JSON codec writes it (escapes can
+// make it six times its length) plus the time.
+func heldCost(orderID string) int {
+	encoded, err := json.Marshal(orderID)
+	if err != nil {
+		return 6*len(orderID) + 2 + heldOverhead
+	}
+	return len(encoded) + heldOverhead
 }
 
 // withinWindow reports whether two event times are close enough to join.
@@ -259,6 +307,7 @@ func (c *customerState) expireWaiters(now time.Time, r Retention) bool {
 	for id, since := range c.Waiting {
 		if !since.After(now.Add(-r.Hold)) {
 			delete(c.Waiting, id)
+			c.Bytes = max(c.Bytes-heldCost(id), 0)
 		}
 	}
 	return len(c.Waiting) > 0

@@ -1,7 +1,9 @@
 package email
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,5 +85,38 @@ func TestExpire(t *testing.T) {
 				t.Fatalf("abandoned state %+v", s)
 			}
 		})
+	}
+}
+
+// The list of orders waiting for one customer stops at its budget however long the ids; an
+// order left off is reported so, a listed one is not listed twice, and expiry frees room.
+func TestCustomerWaitListBudget(t *testing.T) {
+	var c customerState
+	long := strings.Repeat("<", 240) // JSON writes each as \u003c
+	listed := 0
+	for i := range 10000 {
+		changed, fits := c.list(fmt.Sprintf("%s%05d", long, i), base)
+		if changed != fits || (!fits && listed == 0) || (fits && listed != i) {
+			t.Fatalf("order %d: changed=%v fits=%v after %d listed", i, changed, fits, listed)
+		}
+		if fits {
+			listed++
+		}
+	}
+	if changed, fits := c.list(fmt.Sprintf("%s%05d", long, 0), base); changed || !fits {
+		t.Fatalf("listing a listed order again: changed=%v fits=%v", changed, fits)
+	}
+	encoded, err := json.Marshal(entry{Customer: &c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(encoded) > heldListBudget {
+		t.Fatalf("%d orders listed in %d bytes, budget %d", listed, len(encoded), heldListBudget)
+	}
+	if c.expireWaiters(base.Add(2*time.Hour), DefaultRetention()) || c.Bytes != 0 {
+		t.Fatalf("after the hold: %d waiting, %d bytes counted", len(c.Waiting), c.Bytes)
+	}
+	if changed, fits := c.list("next", base.Add(2*time.Hour)); !changed || !fits {
+		t.Fatalf("after expiry: changed=%v fits=%v", changed, fits)
 	}
 }

@@ -9,10 +9,16 @@
 // order's event time is the timestamp of its `orders` record; goka stamps loopback records
 // with their produce time, so the event time travels inside the loopback payload.
 //
-// goka delivers at least once. Every order counted stays listed in its session with the
-// verdict it got, so a redelivered order is neither counted twice nor judged differently:
-// the stored verdict is emitted again, which also repairs a verdict lost in a crash. Sessions
-// expire SessionRetention of event time after their last order, which bounds the state.
+// goka delivers at least once. Every order that PASSed stays listed in its session, so a
+// redelivered one is neither counted twice nor judged differently: PASS is emitted again, which
+// also repairs a verdict lost in a crash. A FAIL needs no record, since a session never shrinks:
+// its replay FAILs again. Sessions expire SessionRetention of event time after their last order,
+// and the remembered orders of a customer are capped at MemoryBudget bytes (past it, the
+// session FAILs), so no customer's value nears Kafka's record limit.
+//
+// Event time is the record's timestamp bounded by platform.MaxClockSkew ahead of the
+// processing clock, so one producer with a clock far ahead cannot make its customer's later
+// orders look late.
 //
 // Customer keys on the loopback topic and in the table are platform.CustomerKey (8-byte
 // big-endian), the key format of the `customers` topic, so Kafka tools decode them alike.
@@ -91,7 +97,7 @@ func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
 					emit(ctx, o.ID, domain.Fail)
 					return
 				}
-				payload, err := hopCodec.Encode(OrderHop{Order: o, EventTimeMs: ctx.Timestamp().UnixMilli()})
+				payload, err := hopCodec.Encode(OrderHop{Order: o, EventTimeMs: platform.EventTime(ctx).UnixMilli()})
 				if err != nil {
 					ctx.Fail(fmt.Errorf("fraud: encode loopback record of order %s: %w", o.ID, err))
 				}
@@ -104,6 +110,12 @@ func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
 					sessions = &CustomerSessions{}
 				}
 				verdict := sessions.Apply(hop.Order.ID, hop.EventTimeMs, orderValue(hop.Order))
+				if verdict.Full {
+					slog.Warn("order failed: its customer's remembered orders reached the memory budget",
+						slog.String("order_id", hop.Order.ID),
+						slog.Int64("customer_id", hop.Order.CustomerID),
+						slog.Int("memory_budget_bytes", MemoryBudget))
+				}
 				if verdict.Late {
 					slog.Warn("order older than the session retention failed without being counted",
 						slog.String("order_id", hop.Order.ID),

@@ -2,6 +2,7 @@ package fraud
 
 import (
 	"cmp"
+	"encoding/json"
 	"math"
 	"slices"
 	"time"
@@ -21,6 +22,14 @@ const (
 	// (gap plus the default 23 h grace) and bounds the state: an order is remembered, for
 	// replays and for merging with out-of-order orders, for at least this long in event time.
 	SessionRetention = 24 * time.Hour
+	// MemoryBudget bounds, in encoded bytes, the orders a customer's state remembers (ids with
+	// their verdicts), so that no customer's value nears Kafka's 1 MiB record limit whatever
+	// its orders' ids or count. Only PASS verdicts are remembered (see Apply); at the budget, the
+	// session an order falls in is marked full and that order and every later one in it FAIL.
+	MemoryBudget = 64 << 10
+	// rememberOverhead is what one remembered order costs beyond its JSON-encoded id: the
+	// separators and a CountedOrder with a 20-digit time and a long float.
+	rememberOverhead = 96
 )
 
 // CustomerSessions is the fraud service's state for one customer (its group-table value).
@@ -33,6 +42,9 @@ type CustomerSessions struct {
 	// stream time, against which sessions expire.
 	LatestEventMs int64     `json:"latestEventMs"`
 	Sessions      []Session `json:"sessions"`
+	// MemoryBytes is what the remembered orders cost against MemoryBudget. State written
+	// before the budget existed has none; it is counted again on first use.
+	MemoryBytes int `json:"memoryBytes,omitempty"`
 }
 
 // Session is one session window of a customer.
@@ -40,8 +52,13 @@ type Session struct {
 	StartMs int64   `json:"startMs"`
 	EndMs   int64   `json:"endMs"`
 	Total   float64 `json:"total"`
-	// Orders holds every order counted in the session with the verdict it got, so a replayed
-	// order is recognised and answered the same way instead of being counted again.
+	// Full marks a session whose customer reached MemoryBudget while it was under the limit:
+	// it is judged as over the limit from then on.
+	Full bool `json:"full,omitempty"`
+	// Orders holds the orders that PASSed in the session, so that a replayed one is recognised
+	// and answered PASS again instead of being counted again. A FAIL needs no memory: a session
+	// only ever grows (its total rises, merges add to it, Full stays), so a replayed FAIL is
+	// judged FAIL again — or, once its session expired, it is late, which FAILs too.
 	Orders map[string]CountedOrder `json:"orders"`
 }
 
@@ -65,6 +82,8 @@ type Verdict struct {
 	// be placed in a session (nor told apart from a replay of an expired one), so it fails
 	// without being counted. The reference dropped such orders, which left them unanswered.
 	Late bool
+	// Full means the order FAILed only because its customer's state is at MemoryBudget.
+	Full bool
 }
 
 // Changed reports whether applying the order modified the state, i.e. whether it must be
@@ -88,6 +107,7 @@ func (c *CustomerSessions) Apply(orderID string, eventMs int64, value float64) V
 		return Verdict{Result: domain.Fail, Late: true}
 	}
 
+	c.account()
 	counted := max(value, 0)
 	merged := Session{StartMs: eventMs, EndMs: eventMs, Total: counted, Orders: map[string]CountedOrder{}}
 	gap := SessionGap.Milliseconds()
@@ -100,28 +120,67 @@ func (c *CustomerSessions) Apply(orderID string, eventMs int64, value float64) V
 		merged.StartMs = min(merged.StartMs, s.StartMs)
 		merged.EndMs = max(merged.EndMs, s.EndMs)
 		merged.Total = addCapped(merged.Total, s.Total)
+		merged.Full = merged.Full || s.Full
 		for id, o := range s.Orders {
 			merged.Orders[id] = o
 		}
 	}
-	result := domain.Pass
-	if merged.Total >= Limit {
-		result = domain.Fail
+	verdict := Verdict{Result: domain.Fail, Total: merged.Total}
+	switch cost := rememberCost(orderID); {
+	case merged.Total >= Limit || merged.Full:
+	case c.MemoryBytes+cost > MemoryBudget:
+		merged.Full = true
+		verdict.Full = true
+	default:
+		verdict.Result = domain.Pass
+		merged.Orders[orderID] = CountedOrder{EventMs: eventMs, Value: counted, Result: domain.Pass}
+		c.MemoryBytes += cost
 	}
-	merged.Orders[orderID] = CountedOrder{EventMs: eventMs, Value: counted, Result: result}
 
 	kept = append(kept, merged)
 	slices.SortFunc(kept, func(a, b Session) int { return cmp.Compare(a.StartMs, b.StartMs) })
 	c.Sessions = kept
 	c.LatestEventMs = max(c.LatestEventMs, eventMs)
 	c.expire()
-	return Verdict{Result: result, Total: merged.Total}
+	return verdict
 }
 
 // expire removes sessions that ended more than SessionRetention before the latest event.
 func (c *CustomerSessions) expire() {
 	horizon := c.LatestEventMs - SessionRetention.Milliseconds()
-	c.Sessions = slices.DeleteFunc(c.Sessions, func(s Session) bool { return s.EndMs < horizon })
+	c.Sessions = slices.DeleteFunc(c.Sessions, func(s Session) bool {
+		if s.EndMs >= horizon {
+			return false
+		}
+		for id := range s.Orders {
+			c.MemoryBytes -= rememberCost(id)
+		}
+		return true
+	})
+}
+
+// account counts MemoryBytes for state that does not carry it (written before the budget, or
+// by hand). Older state also remembered FAILs; they are counted until they expire.
+func (c *CustomerSessions) account() {
+	if c.MemoryBytes > 0 {
+		return
+	}
+	for _, s := range c.Sessions {
+		for id := range s.Orders {
+			c.MemoryBytes += rememberCost(id)
+		}
+	}
+}
+
+// rememberCost is what remembering the order id costs against MemoryBudget: its id as the
+// JSON codec writes it (escapes can make it six times its length) plus a verdict.
+func rememberCost(orderID string) int {
+	encoded, err := json.Marshal(orderID)
+	if err != nil {
+		// A Go string always encodes (invalid UTF-8 becomes U+FFFD); count the worst case.
+		return 6*len(orderID) + 2 + rememberOverhead
+	}
+	return len(encoded) + rememberOverhead
 }
 
 // addCapped adds two non-negative totals without reaching +Inf, which JSON cannot store.

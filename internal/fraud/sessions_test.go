@@ -67,12 +67,12 @@ func TestApply(t *testing.T) {
 			{id: "b", at: time.Minute, value: -500, want: domain.Pass, total: 1999},
 			{id: "c", at: 2 * time.Minute, value: 1, want: domain.Fail, total: 2000},
 		}, 1},
-		{"replayed orders get their first verdict and count once", []step{
+		{"a replayed PASS gets its verdict and counts once; a replayed FAIL is judged FAIL again", []step{
 			{id: "a", value: 1500, want: domain.Pass, total: 1500},
 			{id: "b", at: time.Minute, value: 600, want: domain.Fail, total: 2100},
 			{id: "a", value: 1500, want: domain.Pass, total: 2100, replayed: true},
-			{id: "b", at: time.Minute, value: 600, want: domain.Fail, total: 2100, replayed: true},
-			{id: "c", at: 2 * time.Minute, value: 1, want: domain.Fail, total: 2101},
+			{id: "b", at: time.Minute, value: 600, want: domain.Fail, total: 2700},
+			{id: "c", at: 2 * time.Minute, value: 1, want: domain.Fail, total: 2701},
 		}, 1},
 		{"a replay is recognised in a merged session", []step{
 			{id: "a", value: 100, want: domain.Pass, total: 100},

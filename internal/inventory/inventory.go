@@ -150,7 +150,7 @@ func (p processing) order(ctx goka.Context, o domain.Order) {
 		// been lost in a crash): ask the product, which answers an order it knows the same way
 		// and judges a resent request it does not know.
 		loopback(ctx, string(o.Product), LoopMessage{Reserve: &ReserveRequest{
-			OrderID: o.ID, Quantity: o.Quantity, EventMs: ctx.Timestamp().UnixMilli(), Source: sourceOf(ctx), Resend: resend}})
+			OrderID: o.ID, Quantity: o.Quantity, EventMs: platform.EventTime(ctx).UnixMilli(), Source: sourceOf(ctx), Resend: resend}})
 	case domain.OrderValidated, domain.OrderFailed:
 		switch {
 		case v.Order == nil:

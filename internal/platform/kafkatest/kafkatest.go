@@ -190,6 +190,33 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
+// AwaitCaughtUp waits until group has committed, on every partition of topics, the end
+// offset the topic had when this was called or later — everything written so far has been
+// processed.
+func (e *Env) AwaitCaughtUp(t testing.TB, timeout time.Duration, group string, topics ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	ends, err := e.Admin.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		t.Fatalf("kafkatest: end offsets of %v: %v", topics, err)
+	}
+	Eventually(t, timeout, fmt.Sprintf("group %s caught up on %v", group, topics), func() bool {
+		committed, err := e.Admin.FetchOffsets(ctx, group)
+		if err != nil {
+			return false
+		}
+		behind := false
+		ends.Each(func(end kadm.ListedOffset) {
+			c, ok := committed.Lookup(end.Topic, end.Partition)
+			if end.Offset > 0 && (!ok || c.At < end.Offset) {
+				behind = true
+			}
+		})
+		return !behind
+	})
+}
+
 var nonName = regexp.MustCompile(`[^a-zA-Z0-9]+`)
 
 func uniquePrefix(t testing.TB) string {

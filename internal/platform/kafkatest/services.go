@@ -2,6 +2,7 @@ package kafkatest
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -93,16 +94,29 @@ func (l *VerdictLog) Poll(t testing.TB, d time.Duration) {
 	})
 }
 
-// Await reads until n verdicts in all have arrived.
+// Await reads until n verdicts in all have arrived, failing the test when none arrives for
+// 30 s (so a long run is judged on progress, not on its total time).
 func (l *VerdictLog) Await(t testing.TB, n int) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for l.N < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d verdicts after 30s, want %d: %v", l.N, n, l.ByID)
+			t.Fatalf("%d verdicts, none in the last 30s, want %d: %v", l.N, n, summarize(l.ByID))
 		}
+		before := l.N
 		l.Poll(t, time.Second)
+		if l.N > before {
+			deadline = time.Now().Add(30 * time.Second)
+		}
 	}
+}
+
+// summarize prints a verdict map in full when it is small, else its size.
+func summarize(byID map[string][]domain.ValidationResult) string {
+	if len(byID) <= 50 {
+		return fmt.Sprint(byID)
+	}
+	return fmt.Sprintf("(%d order ids)", len(byID))
 }
 
 // Settle reads for d more and returns the verdict count: a duplicate would show up here.
