@@ -59,6 +59,13 @@ var (
 		Namespace: namespace, Name: "dead_letters_total",
 		Help: "Records that could not be decoded and went to the dead-letter topic.",
 	}, []string{"topic", "group"})
+
+	// MembershipRejected counts membership-table entries that the Orders view ignored as
+	// invalid (undecodable, wrong key, unusable address): a misconfigured or hostile writer.
+	MembershipRejected = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Name: "membership_entries_rejected_total",
+		Help: "Membership-table entries ignored because they could not be a real owner's.",
+	})
 )
 
 // Handler serves the default registry.

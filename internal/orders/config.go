@@ -32,6 +32,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// Instance names this instance in the membership table and logs.
 	Instance string
+	// AnnounceInterval is how often an instance publishes its ownership again between
+	// rebalances, which bounds how long a stale or forged membership entry can misroute.
+	AnnounceInterval time.Duration
 }
 
 // DefaultConfig returns the defaults.
@@ -46,6 +49,8 @@ func DefaultConfig() Config {
 		MaxWaiters:     100000,
 		MaxBodyBytes:   64 << 10,
 		Instance:       fmt.Sprintf("%s-%d", host, os.Getpid()),
+
+		AnnounceInterval: 30 * time.Second,
 	}
 }
 
@@ -60,6 +65,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	platform.DurationVar(fs, &c.MaxTimeout, "max-timeout", "MAX_TIMEOUT", c.MaxTimeout, "largest long-poll timeout a request may ask for")
 	platform.IntVar(fs, &c.MaxWaiters, "max-waiters", "MAX_WAITERS", c.MaxWaiters, "most concurrent long-poll requests; more get 503")
 	platform.StringVar(fs, &c.Instance, "instance", "INSTANCE", c.Instance, "name of this instance in the membership table")
+	platform.DurationVar(fs, &c.AnnounceInterval, "announce-interval", "ANNOUNCE_INTERVAL", c.AnnounceInterval,
+		"how often to publish this instance's partitions to the membership table again between rebalances")
 }
 
 // Validate checks the configuration.
@@ -74,6 +81,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: need 0 < default timeout (%v) <= max timeout (%v)", c.DefaultTimeout, c.MaxTimeout)
 	case c.MaxWaiters < 1:
 		return errors.New("config: --max-waiters must be at least 1")
+	case c.AnnounceInterval <= 0:
+		return errors.New("config: --announce-interval must be positive")
 	case c.MaxBodyBytes < 1:
 		return errors.New("config: max body bytes must be at least 1")
 	}
@@ -94,5 +103,6 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("max_timeout", c.MaxTimeout),
 		slog.Int("max_waiters", c.MaxWaiters),
 		slog.String("instance", c.Instance),
+		slog.Duration("announce_interval", c.AnnounceInterval),
 	)
 }

@@ -32,13 +32,16 @@ type instance struct {
 }
 
 // startInstance runs one Orders instance on env and waits until it is ready.
-func startInstance(t *testing.T, env *kafkatest.Env, name string) *instance {
+func startInstance(t *testing.T, env *kafkatest.Env, name string, options ...func(*orders.Config)) *instance {
 	t.Helper()
 	cfg := orders.DefaultConfig()
 	cfg.Kafka = env.Config
 	cfg.Kafka.StateDir = t.TempDir()
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.Instance = name
+	for _, option := range options {
+		option(&cfg)
+	}
 	svc, err := orders.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -100,8 +100,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if s.writer, err = g.NewEmitter(names.Stream(platform.TopicOrders), codecs.Order); err != nil {
 		return fail(err)
 	}
-	if s.membership, err = g.NewView("orders-membership", names.Table(platform.TopicOrdersMembership), platform.JSONCodec[Owner]{},
-		goka.WithViewCallback(keepNewestOwner)); err != nil {
+	if s.membership, err = g.NewView("orders-membership", names.Table(platform.TopicOrdersMembership), candidatesCodec{},
+		goka.WithViewCallback(membershipCallback(partitions))); err != nil {
 		return fail(err)
 	}
 	viewGoka := *g
@@ -179,6 +179,7 @@ func (s *Service) Run(ctx context.Context) error {
 	procs, procsCtx := service.NewGroup(procCtx)
 	procs.Go("orders view", s.view.Run)
 	procs.Go("membership view", func(ctx context.Context) error { return service.RunView(ctx, s.membership) })
+	procs.Go("ownership re-announcements", func(ctx context.Context) error { return s.reannounce(ctx, s.cfg.AnnounceInterval) })
 	if s.aggregator != nil {
 		procs.Go("validations aggregator", s.aggregator.Run)
 	}
@@ -226,21 +227,43 @@ func (s *Service) announce(_ context.Context, generation int32, memberID string,
 			return fmt.Errorf("announce partition %d: %w", p, err)
 		}
 	}
-	slog.Info("announced ownership", slog.Any("partitions", partitions), slog.Int("generation", int(generation)), slog.String("addr", s.self))
+	slog.Debug("announced ownership", slog.Any("partitions", partitions), slog.Int("generation", int(generation)), slog.String("addr", s.self))
 	return nil
 }
 
-// owner returns the membership entry of partition p.
+// owner returns the membership entry of partition p to route to (ownerCandidates.best).
 func (s *Service) owner(p int32) (Owner, bool) {
 	v, err := s.membership.Get(membershipKey(p))
 	if err != nil || v == nil {
 		return Owner{}, false
 	}
-	o, ok := v.(*Owner)
-	if !ok || o.Addr == "" {
+	c, ok := v.(*ownerCandidates)
+	if !ok {
 		return Owner{}, false
 	}
-	return *o, true
+	return c.best(s.ownership.Newest())
+}
+
+// reannounce publishes the live session's ownership again every interval, so that an entry
+// that is stale, lost or forged is corrected without waiting for a rebalance.
+func (s *Service) reannounce(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		generation, memberID, owned := s.ownership.session()
+		if len(owned) == 0 {
+			continue
+		}
+		if err := s.announce(ctx, generation, memberID, owned); err != nil {
+			// The next tick tries again; the entries already there still route.
+			slog.Warn("re-announcing ownership failed", slog.Any("error", err))
+		}
+	}
 }
 
 // lookup reads an order from the local view; nil when absent. It fails with ErrNotOwner when
@@ -368,6 +391,9 @@ func (kl *keyLocks) lock(id string) func() {
 	m.Lock()
 	return m.Unlock
 }
+
+// Generation is the group generation of the session whose partitions this instance serves.
+func (s *Service) Generation() int32 { return s.ownership.Generation() }
 
 // OwnedPartitions lists the view partitions this instance serves right now.
 func (s *Service) OwnedPartitions() []int32 { return s.ownership.Owned() }
