@@ -274,8 +274,9 @@ func (e *Ecosystem) OrdersHealth() *service.Health {
 	return e.orders.Health
 }
 
-// Run runs every service until ctx ends or one fails, then stops them all and closes the
-// broker. ready is called once every service is ready.
+// Run runs every service until ctx ends or one fails, then stops them all — Orders first, so
+// that the requests it drains can still be validated — and closes the broker. ready is called
+// once every service is ready.
 func (e *Ecosystem) Run(ctx context.Context, ready func(Info)) error {
 	defer e.close()
 	if e.orders == nil { // broker only
@@ -285,13 +286,23 @@ func (e *Ecosystem) Run(ctx context.Context, ready func(Info)) error {
 		<-ctx.Done()
 		return nil
 	}
-	g, gctx := service.NewGroup(ctx)
-	g.Go("orders", e.orders.Run)
+	// The validators and Email run under their own context, stopped only once Orders has
+	// returned: requests Orders still answers while it drains wait for verdicts, which only
+	// running validators give. A failing part stops Orders too.
+	partsCtx, stopParts := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopParts()
+	parts, partsFailed := service.NewGroup(partsCtx)
 	for _, p := range e.parts {
-		g.Go(p.name, p.run)
+		parts.Go(p.name, p.run)
 	}
+	frontCtx, stopFront := context.WithCancel(ctx)
+	defer stopFront()
+	stopOnPartFailure := context.AfterFunc(partsFailed, stopFront)
+	defer stopOnPartFailure()
+	front, frontDone := service.NewGroup(frontCtx)
+	front.Go("orders", e.orders.Run)
 	if ready != nil {
-		g.Go("readiness", func(ctx context.Context) error {
+		front.Go("readiness", func(ctx context.Context) error {
 			t := time.NewTicker(50 * time.Millisecond)
 			defer t.Stop()
 			for {
@@ -307,8 +318,10 @@ func (e *Ecosystem) Run(ctx context.Context, ready func(Info)) error {
 			}
 		})
 	}
-	<-gctx.Done()
-	return g.Wait()
+	<-frontDone.Done()
+	frontErr := front.Wait()
+	stopParts()
+	return errors.Join(frontErr, parts.Wait())
 }
 
 func (e *Ecosystem) close() {

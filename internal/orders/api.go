@@ -111,7 +111,7 @@ func (s *Service) handleGet(w http.ResponseWriter, r *http.Request, accept func(
 		writeError(w, r, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	ctx, cancel := s.requestContext(r, timeout)
 	defer cancel()
 	s.route(ctx, w, r, id, nil, func(ctx context.Context, p int32) (int, any, error) {
 		o, err := s.waitLocal(ctx, id, p, accept)
@@ -139,6 +139,28 @@ func pathID(r *http.Request) (string, error) {
 	return decoded, nil
 }
 
+// requestContext bounds a request by its timeout and by the end of the shutdown drain, which
+// cancels it with the cause ErrShuttingDown (see requestErr).
+func (s *Service) requestContext(r *http.Request, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancelCause := context.WithCancelCause(r.Context())
+	stopDrain := context.AfterFunc(s.drained, func() { cancelCause(ErrShuttingDown) })
+	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
+	return ctx, func() {
+		stopDrain()
+		cancelTimeout()
+		cancelCause(nil)
+	}
+}
+
+// requestErr is why a request's context ended: ErrShuttingDown when the drain ended it, else
+// its own error (the client hung up, or the deadline passed).
+func requestErr(ctx context.Context) error {
+	if errors.Is(context.Cause(ctx), ErrShuttingDown) {
+		return ErrShuttingDown
+	}
+	return ctx.Err()
+}
+
 // waitLocal waits for an accepted version of id in the local view. It waits in slices and
 // re-checks ownership between them, so a partition that moves away mid-wait sends the request
 // back to routing instead of letting it time out here.
@@ -152,7 +174,7 @@ func (s *Service) waitLocal(ctx context.Context, id string, p int32, accept func
 		case err == nil:
 			return o, nil
 		case ctx.Err() != nil:
-			return domain.Order{}, ctx.Err()
+			return domain.Order{}, requestErr(ctx)
 		case !errors.Is(err, context.DeadlineExceeded):
 			return domain.Order{}, err
 		case !s.ownership.Owns(p):
@@ -172,7 +194,7 @@ func (s *Service) handlePost(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	ctx, cancel := s.requestContext(r, timeout)
 	defer cancel()
 	body, _ := json.Marshal(order)
 	s.route(ctx, w, r, order.ID, body, func(ctx context.Context, p int32) (int, any, error) {
@@ -226,9 +248,9 @@ func (s *Service) create(ctx context.Context, o domain.Order, p int32) error {
 			}
 			return ErrConflict
 		}
-		if err := ctx.Err(); err != nil {
+		if ctx.Err() != nil {
 			unlock()
-			return err
+			return requestErr(ctx)
 		}
 		w = s.pending.begin(o)
 		unlock()
@@ -432,6 +454,10 @@ func (s *Service) route(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		case <-ctx.Done():
 			if r.Context().Err() != nil {
 				return // the client went away
+			}
+			if err := requestErr(ctx); errors.Is(err, ErrShuttingDown) {
+				writeError(w, r, err)
+				return
 			}
 			if lastErr != nil && !errors.Is(lastErr, ErrNotOwner) {
 				slog.Debug("routing gave up", slog.String("id", id), slog.Any("error", lastErr))

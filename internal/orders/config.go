@@ -35,7 +35,15 @@ type Config struct {
 	// AnnounceInterval is how often an instance publishes its ownership again between
 	// rebalances, which bounds how long a stale or forged membership entry can misroute.
 	AnnounceInterval time.Duration
+	// DrainTimeout is how long requests still waiting when shutdown begins may go on waiting
+	// (an order may arrive meanwhile) before they are answered 503 with Retry-After, so that
+	// clients retry elsewhere instead of seeing the connection dropped.
+	DrainTimeout time.Duration
 }
+
+// maxDrainTimeout keeps the drain well inside service.ShutdownTimeout, after which the HTTP
+// server drops the connections still open.
+const maxDrainTimeout = 10 * time.Second
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
@@ -51,6 +59,7 @@ func DefaultConfig() Config {
 		Instance:       fmt.Sprintf("%s-%d", host, os.Getpid()),
 
 		AnnounceInterval: 30 * time.Second,
+		DrainTimeout:     5 * time.Second,
 	}
 }
 
@@ -67,6 +76,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	platform.StringVar(fs, &c.Instance, "instance", "INSTANCE", c.Instance, "name of this instance in the membership table")
 	platform.DurationVar(fs, &c.AnnounceInterval, "announce-interval", "ANNOUNCE_INTERVAL", c.AnnounceInterval,
 		"how often to publish this instance's partitions to the membership table again between rebalances")
+	platform.DurationVar(fs, &c.DrainTimeout, "drain-timeout", "DRAIN_TIMEOUT", c.DrainTimeout,
+		"on shutdown, how long waiting requests may still wait before they are answered 503 (at most 10s)")
 }
 
 // Validate checks the configuration.
@@ -81,6 +92,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: need 0 < default timeout (%v) <= max timeout (%v)", c.DefaultTimeout, c.MaxTimeout)
 	case c.MaxWaiters < 1:
 		return errors.New("config: --max-waiters must be at least 1")
+	case c.DrainTimeout < 0 || c.DrainTimeout > maxDrainTimeout:
+		return fmt.Errorf("config: --drain-timeout %v must be between 0 and %v", c.DrainTimeout, maxDrainTimeout)
 	case c.AnnounceInterval <= 0:
 		return errors.New("config: --announce-interval must be positive")
 	case c.MaxBodyBytes < 1:
@@ -104,5 +117,6 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("max_waiters", c.MaxWaiters),
 		slog.String("instance", c.Instance),
 		slog.Duration("announce_interval", c.AnnounceInterval),
+		slog.Duration("drain_timeout", c.DrainTimeout),
 	)
 }

@@ -50,6 +50,10 @@ type Service struct {
 	pending    pendingWrites
 	locks      keyLocks
 	client     *http.Client
+	// drained ends DrainTimeout after shutdown began: requests still waiting then are
+	// answered ErrShuttingDown (requestContext).
+	drained  context.Context
+	endDrain context.CancelFunc
 
 	// Health reports readiness: view recovered, membership known, a group session held.
 	Health *service.Health
@@ -87,6 +91,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		Health: service.NewHealth(),
 	}
 	s.pending.byID = map[string]*pendingWrite{}
+	s.drained, s.endDrain = context.WithCancel(context.Background())
 	fail := func(err error) (*Service, error) {
 		_ = ln.Close()
 		return nil, fmt.Errorf("orders: %w", err)
@@ -170,8 +175,9 @@ func (s *Service) Addr() string { return s.ln.Addr().String() }
 func (s *Service) AdvertisedAddr() string { return s.self }
 
 // Run serves until ctx ends or a part fails. On shutdown it first fails readiness and lets
-// in-flight requests finish (they may still need the view), then stops the processors, which
-// leave the group cleanly, and flushes the emitters.
+// in-flight requests finish (they may still need the view) — those still waiting after
+// DrainTimeout are answered 503 with Retry-After — then stops the processors, which leave the
+// group cleanly, and flushes the emitters.
 func (s *Service) Run(ctx context.Context) error {
 	defer metrics.TrackWaiters(s.waiters.Len)()
 	procCtx, stopProcs := context.WithCancel(context.Background())
@@ -198,6 +204,12 @@ func (s *Service) Run(ctx context.Context) error {
 		httpFinished = true
 	}
 	s.Health.SetStopping()
+	// Requests already waiting may still get their answer for a while, then 503 (the HTTP
+	// server waits for them); the processors keep running until then, since answers come
+	// from the view.
+	drainTimer := time.AfterFunc(s.cfg.DrainTimeout, s.endDrain)
+	defer drainTimer.Stop()
+	defer s.endDrain()
 	stopHTTP()
 	if !httpFinished {
 		httpErr = <-httpDone
@@ -391,6 +403,9 @@ func (kl *keyLocks) lock(id string) func() {
 	m.Lock()
 	return m.Unlock
 }
+
+// Waiting is the number of requests waiting for an order in this instance's view.
+func (s *Service) Waiting() int { return s.waiters.Len() }
 
 // Generation is the group generation of the session whose partitions this instance serves.
 func (s *Service) Generation() int32 { return s.ownership.Generation() }
