@@ -3,12 +3,14 @@
 // or the product is missing, PASS otherwise.
 //
 // It is a goka processor (the reference used a hand-written consumer/producer loop). The
-// verdict depends only on the order, so a redelivered order re-emits the same verdict and no
-// state is needed to stay correct under at-least-once delivery.
+// verdict depends only on the order, so a redelivered order re-emits the same verdict. The one
+// thing kept per order id is which content came first (SPEC's "first write wins per id"): a
+// later CREATED of other content under the id gets no verdict of its own.
 package details
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
@@ -33,14 +35,23 @@ func Check(o domain.Order) domain.ValidationResult {
 	return domain.Pass
 }
 
-// Graph is the processor's topology: orders in, verdicts out, undecodable orders to the
-// dead-letter topic.
+// Graph is the processor's topology: orders in, verdicts out, the first content of each id in
+// the group table, undecodable orders to the dead-letter topic.
 func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
 	validations := n.Stream(platform.TopicOrderValidations)
 	return goka.DefineGroup(n.Group(platform.GroupDetails),
 		goka.Input(n.Stream(platform.TopicOrders), new(codec.Bytes), platform.Decode(n, codecs.Order,
 			func(ctx goka.Context, o domain.Order) {
 				if o.State != domain.OrderCreated {
+					return
+				}
+				first, _ := ctx.Value().(*Seen)
+				switch fingerprint := o.Fingerprint(); {
+				case first == nil:
+					ctx.SetValue(&Seen{First: fingerprint})
+				case first.First != fingerprint:
+					metrics.ConflictingOrders.WithLabelValues("details").Inc()
+					slog.Warn("CREATED with other content than the id's first ignored", slog.String("order_id", o.ID))
 					return
 				}
 				result := Check(o)
@@ -51,9 +62,15 @@ func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
 				})
 				metrics.Verdicts.WithLabelValues(string(domain.OrderDetailsCheck), string(result)).Inc()
 			})),
+		goka.Persist(platform.JSONCodec[Seen]{}),
 		goka.Output(validations, codecs.OrderValidation),
 		platform.DeadLetterEdge(n),
 	)
+}
+
+// Seen is the group-table value of an order id: the Fingerprint of its first CREATED.
+type Seen struct {
+	First string `json:"first"`
 }
 
 // Service is a running Order Details validator.

@@ -180,3 +180,26 @@ func TestBinaryHelpAndRunsAgainstKafkaBrokers(t *testing.T) {
 	recs := env.Consume(t, env.Names.Topic(string(platform.TopicOrderValidations)), 60*time.Second, kafkatest.CountOf(1))
 	checkVerdicts(t, recs, map[string]domain.ValidationResult{"b1": domain.Pass})
 }
+
+// Issue 13 item 1: a later CREATED under an id, with other content, gets no verdict: the
+// first CREATED is the order. A redelivered first CREATED is answered again.
+func TestLaterCreatedOfOtherContentIsIgnoredOnBroker(t *testing.T) {
+	env := kafkatest.New(t, kafkatest.Options{Partitions: 4})
+	cfg := details.DefaultConfig()
+	cfg.Kafka = env.Config
+	cfg.AdminAddr = ""
+	svc, err := details.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kafkatest.StartService(t, svc, svc.Health.Ready)()
+	orders := env.Names.Topic(string(platform.TopicOrders))
+	env.Produce(t, orders, "dup", encode(t, order("dup", 1, 1)))
+	env.Produce(t, orders, "dup", encode(t, order("dup", -5, 1))) // would FAIL
+	env.Produce(t, orders, "dup", encode(t, order("dup", 1, 1)))  // the first again
+	log := kafkatest.NewVerdictLog(t, env, domain.OrderDetailsCheck)
+	log.Await(t, 2)
+	if n := log.Settle(t, 500*time.Millisecond); n != 2 || log.ByID["dup"][0] != domain.Pass || log.ByID["dup"][1] != domain.Pass {
+		t.Fatalf("%d verdicts %v, want PASS twice (the first content and its redelivery)", n, log.ByID)
+	}
+}

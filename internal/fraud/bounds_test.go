@@ -149,3 +149,23 @@ func TestFutureTimestampOnBroker(t *testing.T) {
 		t.Fatalf("the customer's next order, stamped now: %s, want PASS (not late)", got)
 	}
 }
+
+// Issue 13 item 1: a later CREATED under an id already judged, with other content (another
+// customer and value), is neither answered nor counted. It used to be counted in the other
+// customer's session, failing that customer's next order.
+func TestLaterCreatedOfOtherContentIsIgnoredOnBroker(t *testing.T) {
+	b := newBrokerService(t)
+	stop := b.start(t)
+	defer stop()
+	log := kafkatest.NewVerdictLog(t, b.env, domain.FraudCheck)
+	if got := judge(t, log, b, order("dup", 21, 1, 100), base); got != domain.Pass {
+		t.Fatalf("first order: %s", got)
+	}
+	b.produce(t, order("dup", 22, 1, 1900), base.Add(time.Minute))
+	if got := judge(t, log, b, order("next", 22, 1, 200), base.Add(2*time.Minute)); got != domain.Pass {
+		t.Fatalf("customer 22's order after the ignored one: %s, want PASS (200 in the session, not 2100)", got)
+	}
+	if n := log.Settle(t, 500*time.Millisecond); len(log.ByID["dup"]) != 1 {
+		t.Fatalf("%d verdicts in all; order dup answered %v, want once", n, log.ByID["dup"])
+	}
+}

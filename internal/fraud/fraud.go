@@ -88,7 +88,7 @@ func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
 	return goka.DefineGroup(n.Group(platform.GroupFraud),
 		goka.Input(n.Stream(platform.TopicOrders), new(codec.Bytes), platform.Decode(n, codecs.Order,
 			func(ctx goka.Context, o domain.Order) {
-				if o.State != domain.OrderCreated {
+				if o.State != domain.OrderCreated || !firstContent(ctx, o) {
 					return
 				}
 				if v := orderValue(o); math.IsNaN(v) || math.IsInf(v, 0) {
@@ -132,6 +132,28 @@ func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
 		goka.Output(validations, codecs.OrderValidation),
 		platform.DeadLetterEdge(n),
 	)
+}
+
+// firstContent reports whether o is the first CREATED content of its id (or that content
+// again), remembering it under the id's key when it is the first. A later CREATED of other
+// content is counted and ignored: counting it would add another order's value to a session.
+func firstContent(ctx goka.Context, o domain.Order) bool {
+	marker, _ := ctx.Value().(*CustomerSessions)
+	fingerprint := o.Fingerprint()
+	switch {
+	case marker != nil && marker.FirstOrder == fingerprint:
+		return true
+	case marker != nil && marker.FirstOrder != "":
+		metrics.ConflictingOrders.WithLabelValues("fraud").Inc()
+		slog.Warn("CREATED with other content than the id's first ignored", slog.String("order_id", o.ID),
+			slog.Int64("customer_id", o.CustomerID))
+		return false
+	case marker == nil:
+		marker = &CustomerSessions{}
+	}
+	marker.FirstOrder = fingerprint
+	ctx.SetValue(marker)
+	return true
 }
 
 // orderValue is what an order adds to its session.

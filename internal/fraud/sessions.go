@@ -45,6 +45,11 @@ type CustomerSessions struct {
 	// MemoryBytes is what the remembered orders cost against MemoryBudget. State written
 	// before the budget existed has none; it is counted again on first use.
 	MemoryBytes int `json:"memoryBytes,omitempty"`
+	// FirstOrder is set under an order id's key, not a customer's: the Fingerprint of the id's
+	// first CREATED, so that a later CREATED of other content is not counted (SPEC's "first
+	// write wins per id"). Customer keys are 8 raw bytes, which an order id could spell; one
+	// value holding both halves keeps such a collision harmless.
+	FirstOrder string `json:"firstOrder,omitempty"`
 }
 
 // Session is one session window of a customer.

@@ -128,6 +128,13 @@ func (p processing) order(ctx goka.Context, o domain.Order) {
 	v := load(ctx)
 	switch o.State {
 	case domain.OrderCreated:
+		fingerprint := o.Fingerprint()
+		if v.First != "" && v.First != fingerprint {
+			metrics.ConflictingOrders.WithLabelValues("inventory").Inc()
+			slog.Warn("CREATED with other content than the id's first ignored",
+				slog.String("order_id", o.ID), slog.String("product", string(o.Product)))
+			return
+		}
 		if v.Order != nil && v.Order.Result != "" {
 			// Redelivered after it was answered: the same verdict again.
 			p.emitVerdict(ctx, o.ID, v.Order.Result)
@@ -142,8 +149,11 @@ func (p processing) order(ctx goka.Context, o domain.Order) {
 			return
 		}
 		resend := v.Order != nil
-		if !resend {
-			v.Order = &OrderEntry{Product: o.Product}
+		if !resend || v.First == "" {
+			if !resend {
+				v.Order = &OrderEntry{Product: o.Product}
+			}
+			v.First = fingerprint
 			store(ctx, v)
 		}
 		// New, or redelivered while its answer is pending (the request or the answer may have

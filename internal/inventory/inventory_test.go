@@ -597,3 +597,30 @@ func TestBinaryHelpAndRunsAgainstKafkaBrokers(t *testing.T) {
 		t.Fatalf("verdict %+v", v)
 	}
 }
+
+// Issue 13 item 1: a later CREATED under an id whose order already finished, with other
+// content, reserves nothing. It used to be taken for a new order: its units were reserved, and
+// no decision (the id's decision is about its first order) ever released them.
+func TestLaterCreatedOfOtherContentIsIgnoredOnBroker(t *testing.T) {
+	b := newBrokerService(t)
+	b.setStock(t, map[domain.Product]int32{domain.Jumpers: 5, domain.Underpants: 5})
+	stop := b.start(t)
+	defer stop()
+	log := kafkatest.NewVerdictLog(t, b.env, domain.InventoryCheck)
+
+	first := order("dup", domain.Jumpers, 1)
+	if got := judge(t, log, b, first); got != domain.Pass {
+		t.Fatalf("first order: %s", got)
+	}
+	validated := first
+	validated.State = domain.OrderValidated
+	b.produce(t, validated)
+	b.produce(t, order("dup", domain.Underpants, 5)) // another producer's order under the id
+	if got := judge(t, log, b, order("next", domain.Underpants, 5)); got != domain.Pass {
+		t.Fatalf("order for all 5 UNDERPANTS after the ignored one: %s, want PASS", got)
+	}
+	if n := log.Settle(t, 500*time.Millisecond); len(log.ByID["dup"]) != 1 {
+		t.Fatalf("%d verdicts in all; order dup answered %v, want once", n, log.ByID["dup"])
+	}
+	b.awaitReserved(t, map[domain.Product]int64{domain.Jumpers: 1, domain.Underpants: 5})
+}

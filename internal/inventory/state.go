@@ -19,11 +19,15 @@ import (
 type TableValue struct {
 	ReservedStock
 	Order *OrderEntry `json:"order,omitempty"`
+	// First is set under an order id's key: the Fingerprint of the id's first CREATED, kept
+	// after the order finished, so that a later CREATED of other content (another product,
+	// another quantity) reserves nothing that no decision would ever release.
+	First string `json:"first,omitempty"`
 }
 
 // empty reports whether nothing is left to keep, so the key can be deleted.
 func (v *TableValue) empty() bool {
-	return v.Order == nil && v.Reserved == 0 && len(v.Orders) == 0 && len(v.Applied) == 0 && v.LoopNext == 0
+	return v.Order == nil && v.First == "" && v.Reserved == 0 && len(v.Orders) == 0 && len(v.Applied) == 0 && v.LoopNext == 0
 }
 
 // ReservedStock is a product's state: the units reserved, and the answers given to the orders

@@ -60,6 +60,13 @@ var (
 		Help: "Records that could not be decoded and went to the dead-letter topic.",
 	}, []string{"topic", "group"})
 
+	// ConflictingOrders counts CREATED records ignored because their id already had a CREATED
+	// of other content (the first one is the order), by service.
+	ConflictingOrders = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "conflicting_orders_total",
+		Help: "Order records ignored because an earlier CREATED of the same id had other content.",
+	}, []string{"service"})
+
 	// MembershipRejected counts membership-table entries that the Orders view ignored as
 	// invalid (undecodable, wrong key, unusable address): a misconfigured or hostile writer.
 	MembershipRejected = promauto.NewCounter(prometheus.CounterOpts{

@@ -206,12 +206,19 @@ func (s *Service) handlePost(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// create writes a new order, once. POSTs of one id are serialised: the same order again is
-// accepted without a second record (a safe client retry); another order under the same id is
-// a conflict. The id's lock is held only to decide and to register the write, never while the
-// broker is waited for: during a leader election that can take the whole deadline, and the
-// lock stripes are shared with other ids. A write the broker has not answered stays
-// registered, and the next POST of the id waits for that answer before deciding.
+// create writes a new order, once, and answers nil only when the order is the id's first
+// record on `orders`. POSTs of one id are serialised: the same order again is accepted without
+// a second record (a safe client retry); another order under the same id is a conflict. The
+// id's lock is held only to decide and to register the write, never while the broker is waited
+// for: during a leader election that can take the whole deadline, and the lock stripes are
+// shared with other ids. A write the broker has not answered stays registered, and the next
+// POST of the id waits for that answer before deciding.
+//
+// An acknowledged write proves only that the record is on `orders`, not that it came first:
+// another producer may have written the id just before, or this instance's view may not have
+// read the previous owner's writes yet, or this instance may have lost the partition while
+// paused. So every 201 waits until the view holds the id (confirm); the view keeps an id's
+// first record, whichever instance wrote it.
 func (s *Service) create(ctx context.Context, o domain.Order, p int32) error {
 	for {
 		unlock := s.locks.lock(o.ID)
@@ -222,28 +229,28 @@ func (s *Service) create(ctx context.Context, o domain.Order, p int32) error {
 			case <-w.done:
 				continue // decide again with the answer
 			case <-ctx.Done():
+				if err := requestErr(ctx); errors.Is(err, ErrShuttingDown) {
+					return err
+				}
 				return fmt.Errorf("%w: order %s: an earlier write of this id is still unacknowledged", ErrNotWritten, o.ID)
 			}
 		}
-		if ok && w.err != nil {
-			ok = false // not written: this POST writes it
-		}
-		existing := domain.Order{}
-		if ok {
-			existing = w.order
-		} else {
-			stored, err := s.lookup(o.ID, p)
-			if err != nil {
-				unlock()
-				return err
-			}
-			if stored != nil {
-				existing, ok = *stored, true
-			}
-		}
-		if ok {
+		if ok && w.err == nil {
+			// Acknowledged, not yet in the view.
 			unlock()
-			if sameOrder(existing, o) {
+			if !domain.SameContent(w.order, o) {
+				return ErrConflict
+			}
+			return s.confirm(ctx, o, p)
+		}
+		stored, err := s.lookup(o.ID, p)
+		if err != nil {
+			unlock()
+			return err
+		}
+		if stored != nil {
+			unlock()
+			if domain.SameContent(*stored, o) {
 				return nil
 			}
 			return ErrConflict
@@ -254,7 +261,28 @@ func (s *Service) create(ctx context.Context, o domain.Order, p int32) error {
 		}
 		w = s.pending.begin(o)
 		unlock()
-		return s.write(ctx, w)
+		if err := s.write(ctx, w); err != nil {
+			return err
+		}
+		return s.confirm(ctx, o, p)
+	}
+}
+
+// confirm waits until the view holds id o.ID and reports whether its order, the id's first
+// record, is o. When the partition moves away meanwhile it answers ErrNotOwner, and routing
+// sends the POST to the new owner, whose view answers the same question.
+func (s *Service) confirm(ctx context.Context, o domain.Order, p int32) error {
+	first, err := s.waitLocal(ctx, o.ID, p, func(domain.Order) bool { return true })
+	switch {
+	case err == nil && domain.SameContent(first, o):
+		return nil
+	case err == nil:
+		metrics.ConflictingOrders.WithLabelValues("orders-post").Inc()
+		return ErrConflict
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w (order %s)", ErrUnconfirmed, o.ID)
+	default:
+		return err
 	}
 }
 
@@ -277,12 +305,6 @@ func (s *Service) write(ctx context.Context, w *pendingWrite) error {
 	case <-ctx.Done():
 		return fmt.Errorf("%w: write order %s: not acknowledged within the request's deadline: %v", ErrNotWritten, w.order.ID, ctx.Err())
 	}
-}
-
-// sameOrder compares what the client sent; the state may have moved on since.
-func sameOrder(a, b domain.Order) bool {
-	a.State, b.State = "", ""
-	return a == b
 }
 
 // orderBody is the POST body with every field optional, to name the missing ones.

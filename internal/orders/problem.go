@@ -17,6 +17,7 @@ var (
 	ErrUnavailable   = errors.New("the owner of the order's partition could not be reached")
 	ErrShuttingDown  = errors.New("the service is shutting down")
 	ErrNotWritten    = errors.New("Kafka did not acknowledge the order; it may not have been written")
+	ErrUnconfirmed   = errors.New("the order was written but is not in the view yet, so whether it is the id's first order is not known; POST it again")
 	errBadRequestMsg = "bad request"
 )
 
@@ -59,6 +60,7 @@ const (
 	problemShuttingDown = "https://ordersys.dev/problems/shutting-down"
 	problemCanceled     = "https://ordersys.dev/problems/client-closed-request"
 	problemNotWritten   = "https://ordersys.dev/problems/not-written"
+	problemUnconfirmed  = "https://ordersys.dev/problems/unconfirmed"
 )
 
 // StatusClientClosedRequest is the status recorded for a request whose client went away.
@@ -84,6 +86,10 @@ func problemFor(err error) Problem {
 	case errors.Is(err, ErrNotWritten):
 		// The broker is away (restarting, unreachable): a retry of the same order is safe.
 		return Problem{Type: problemNotWritten, Title: "not written", Status: http.StatusServiceUnavailable, Detail: err.Error()}
+	case errors.Is(err, ErrUnconfirmed):
+		// Written, but the deadline passed before the view showed which content of the id
+		// came first: the same POST again answers from the view.
+		return Problem{Type: problemUnconfirmed, Title: "unconfirmed", Status: http.StatusServiceUnavailable, Detail: err.Error()}
 	case errors.Is(err, ErrShuttingDown):
 		return Problem{Type: problemShuttingDown, Title: "shutting down", Status: http.StatusServiceUnavailable, Detail: err.Error()}
 	case errors.Is(err, context.Canceled):

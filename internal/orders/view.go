@@ -1,10 +1,14 @@
 package orders
 
 import (
+	"fmt"
+	"log/slog"
+
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
 
 	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/metrics"
 	"github.com/ordersys/ecosystem/internal/platform"
 )
 
@@ -23,12 +27,26 @@ func stateRank(s domain.OrderState) int {
 
 // ViewGraph is the materialized view: the latest version of each order in the group table,
 // partitioned like `orders`. notify is called with every stored version (to release waiters).
+//
+// The first record of an id is the order (SPEC's "first write wins per id"): a later record
+// with other content — another producer's CREATED under the same id, or a state change of an
+// order that is not this one — is ignored, counted and logged, so the view and every POST
+// answer agree with what the validators and the aggregator decide.
 func ViewGraph(n platform.Names, codecs *platform.Codecs, notify func(domain.Order)) *goka.GroupGraph {
 	return goka.DefineGroup(n.Group(platform.GroupOrders),
 		goka.Input(n.Stream(platform.TopicOrders), new(codec.Bytes), platform.Decode(n, codecs.Order,
 			func(ctx goka.Context, o domain.Order) {
-				if current, ok := ctx.Value().(domain.Order); ok && stateRank(o.State) < stateRank(current.State) {
-					return
+				if current, ok := ctx.Value().(domain.Order); ok {
+					if !domain.SameContent(current, o) {
+						metrics.ConflictingOrders.WithLabelValues("orders").Inc()
+						slog.Warn("order record with other content than the id's first ignored",
+							slog.String("order_id", o.ID), slog.String("state", string(o.State)),
+							slog.String("offset", fmt.Sprintf("%d/%d", ctx.Partition(), ctx.Offset())))
+						return
+					}
+					if stateRank(o.State) < stateRank(current.State) {
+						return
+					}
 				}
 				ctx.SetValue(o)
 				notify(o)

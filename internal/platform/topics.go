@@ -78,7 +78,7 @@ func Groups() []goka.Group {
 // groupsWithTable and groupsWithLoop say which groups persist state and which re-key through a
 // loopback topic; provisioning creates exactly these internal topics.
 var (
-	groupsWithTable = []goka.Group{GroupOrders, GroupValidation, GroupFraud, GroupInventory, GroupEmail}
+	groupsWithTable = []goka.Group{GroupOrders, GroupValidation, GroupDetails, GroupFraud, GroupInventory, GroupEmail}
 	groupsWithLoop  = []goka.Group{GroupFraud, GroupInventory, GroupEmail}
 )
 
