@@ -222,9 +222,13 @@ func (s *Service) Run(ctx context.Context) error {
 	})
 	defer metrics.TrackEmailCounters(s.Counters.Snapshot)()
 	g, gctx := service.NewGroup(ctx)
-	g.Go("processor", s.proc.Run)
+	// The processor stops only once the sweeper has returned (see service.RunSweeps).
+	procCtx, stopProc := context.WithCancel(context.WithoutCancel(gctx))
+	defer stopProc()
+	g.Go("processor", func(context.Context) error { return s.proc.Run(procCtx) })
 	g.Go("admin http", func(ctx context.Context) error { return service.Serve(ctx, ln, mux) })
 	g.Go("sweeper", func(ctx context.Context) error {
+		defer stopProc()
 		service.RunSweeps(ctx, s.proc, "email state", s.cfg.SweepInterval, SweepAt)
 		return nil
 	})

@@ -75,9 +75,17 @@ func NewProcessorService(ctx context.Context, name string, cfg ProcessorConfig,
 // timers: state that expires is found by visiting it) and returns the keys visited.
 type SweepFunc func(ctx context.Context, p *goka.Processor, now time.Time) (int64, error)
 
+// sweepStopGrace bounds how long a sweep under way when RunSweeps' context ends may go on.
+const sweepStopGrace = 10 * time.Second
+
 // RunSweeps calls fn on the processor sup runs now, every interval, until ctx ends; a sweep
-// is skipped while the processor recovers. A sweep cut short by a rebalance or shutdown is
-// simply done again next time.
+// is skipped while the processor recovers. A sweep cut short by a rebalance is simply done
+// again next time.
+//
+// A sweep under way when ctx ends is let finish (up to sweepStopGrace), and the caller stops
+// the processor only after RunSweeps returned: goka's VisitAllWithStats reads its visit
+// counter without synchronisation when a visit is aborted while visits it queued still
+// complete (found with -race when a test stopped the email service mid-sweep).
 func RunSweeps(ctx context.Context, sup *Supervised, what string, every time.Duration, fn SweepFunc) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -91,7 +99,11 @@ func RunSweeps(ctx context.Context, sup *Supervised, what string, every time.Dur
 		if !proc.Recovered() {
 			continue
 		}
-		visited, err := fn(ctx, proc, time.Now())
+		sweepCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		stop := context.AfterFunc(ctx, func() { time.AfterFunc(sweepStopGrace, cancel) })
+		visited, err := fn(sweepCtx, proc, time.Now())
+		stop()
+		cancel()
 		switch {
 		case err == nil:
 			slog.Debug("swept "+what, slog.Int64("keys", visited))
