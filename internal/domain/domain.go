@@ -78,17 +78,25 @@ type Order struct {
 // the state, which moves on (CREATED, then VALIDATED or FAILED). SPEC's integrity rule "first
 // write wins per id" compares orders this way.
 func SameContent(a, b Order) bool {
-	// Prices compare by their bits, so that a NaN price (which Avro carries) equals itself.
-	pa, pb := math.Float64bits(a.Price), math.Float64bits(b.Price)
+	// A NaN price (which Avro carries) equals itself; -0 equals 0, as == has it (JSON
+	// clients may send either for the same order).
+	samePrice := a.Price == b.Price || (math.IsNaN(a.Price) && math.IsNaN(b.Price))
 	a.State, b.State, a.Price, b.Price = "", "", 0, 0
-	return a == b && pa == pb
+	return a == b && samePrice
 }
 
 // Fingerprint identifies an order's content (what SameContent compares) in a few bytes, for
 // services that must remember which content of an id came first without keeping the order.
 func (o Order) Fingerprint() string {
+	price := o.Price
+	switch {
+	case price == 0:
+		price = 0 // -0 is the same order (SameContent)
+	case math.IsNaN(price):
+		price = math.NaN()
+	}
 	h := sha256.New()
-	fmt.Fprintf(h, "%q|%d|%q|%d|%x", o.ID, o.CustomerID, o.Product, o.Quantity, math.Float64bits(o.Price))
+	fmt.Fprintf(h, "%q|%d|%q|%d|%x", o.ID, o.CustomerID, o.Product, o.Quantity, math.Float64bits(price))
 	return base64.RawStdEncoding.EncodeToString(h.Sum(nil)[:12])
 }
 
@@ -173,6 +181,24 @@ func (o Order) Validate() error {
 		return &FieldError{Field: "state", Reason: fmt.Sprintf("unknown state %q (want one of %v)", o.State, OrderStates)}
 	case !o.Product.Valid():
 		return &FieldError{Field: "product", Reason: fmt.Sprintf("unknown product %q (want one of %v)", o.Product, Products)}
+	}
+	return nil
+}
+
+// CheckKey refuses a record key other than the order's id: `orders` is keyed by order id,
+// and every service keeps an order's state under the key while acting on the id.
+func (o Order) CheckKey(key string) error {
+	if key != o.ID {
+		return fmt.Errorf("record key %q is not the order's id %q", key, o.ID)
+	}
+	return nil
+}
+
+// CheckKey refuses a record key other than the verdict's order id (order-validations is keyed
+// by order id).
+func (v OrderValidation) CheckKey(key string) error {
+	if key != v.OrderID {
+		return fmt.Errorf("record key %q is not the verdict's order id %q", key, v.OrderID)
 	}
 	return nil
 }

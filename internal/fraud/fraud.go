@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
@@ -76,6 +77,11 @@ func (hop OrderHop) Validate() error {
 // topic, sessions in the group table, verdicts out, undecodable records to the dead-letter
 // topic.
 func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
+	return graph(n, codecs, time.Now)
+}
+
+// graph is Graph with the processing clock that bounds event times.
+func graph(n platform.Names, codecs *platform.Codecs, now func() time.Time) *goka.GroupGraph {
 	validations := n.Stream(platform.TopicOrderValidations)
 	emit := func(ctx goka.Context, orderID string, result domain.ValidationResult) {
 		ctx.Emit(validations, orderID, domain.OrderValidation{
@@ -88,7 +94,11 @@ func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
 	return goka.DefineGroup(n.Group(platform.GroupFraud),
 		goka.Input(n.Stream(platform.TopicOrders), new(codec.Bytes), platform.Decode(n, codecs.Order,
 			func(ctx goka.Context, o domain.Order) {
-				if o.State != domain.OrderCreated || !firstContent(ctx, o) {
+				if o.State != domain.OrderCreated {
+					return
+				}
+				eventMs, first := firstContent(ctx, o, now)
+				if !first {
 					return
 				}
 				if v := orderValue(o); math.IsNaN(v) || math.IsInf(v, 0) {
@@ -97,7 +107,7 @@ func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
 					emit(ctx, o.ID, domain.Fail)
 					return
 				}
-				payload, err := hopCodec.Encode(OrderHop{Order: o, EventTimeMs: platform.EventTime(ctx).UnixMilli()})
+				payload, err := hopCodec.Encode(OrderHop{Order: o, EventTimeMs: eventMs})
 				if err != nil {
 					ctx.Fail(fmt.Errorf("fraud: encode loopback record of order %s: %w", o.ID, err))
 				}
@@ -135,25 +145,27 @@ func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
 }
 
 // firstContent reports whether o is the first CREATED content of its id (or that content
-// again), remembering it under the id's key when it is the first. A later CREATED of other
-// content is counted and ignored: counting it would add another order's value to a session.
-func firstContent(ctx goka.Context, o domain.Order) bool {
+// again) and the event time to judge it at, remembering both under the id's key when it is
+// the first. A later CREATED of other content is counted and ignored: counting it would add
+// another order's value to a session.
+func firstContent(ctx goka.Context, o domain.Order, now func() time.Time) (eventMs int64, first bool) {
 	marker, _ := ctx.Value().(*CustomerSessions)
 	fingerprint := o.Fingerprint()
 	switch {
-	case marker != nil && marker.FirstOrder == fingerprint:
-		return true
-	case marker != nil && marker.FirstOrder != "":
+	case marker != nil && marker.FirstOrder == fingerprint && marker.FirstEventMs != 0:
+		return marker.FirstEventMs, true
+	case marker != nil && marker.FirstOrder != "" && marker.FirstOrder != fingerprint:
 		metrics.ConflictingOrders.WithLabelValues("fraud").Inc()
 		slog.Warn("CREATED with other content than the id's first ignored", slog.String("order_id", o.ID),
 			slog.Int64("customer_id", o.CustomerID))
-		return false
+		return 0, false
 	case marker == nil:
 		marker = &CustomerSessions{}
 	}
 	marker.FirstOrder = fingerprint
+	marker.FirstEventMs = platform.BoundEventTime(ctx.Timestamp(), now()).UnixMilli()
 	ctx.SetValue(marker)
-	return true
+	return marker.FirstEventMs, true
 }
 
 // orderValue is what an order adds to its session.

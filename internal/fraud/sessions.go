@@ -50,6 +50,10 @@ type CustomerSessions struct {
 	// write wins per id"). Customer keys are 8 raw bytes, which an order id could spell; one
 	// value holding both halves keeps such a collision harmless.
 	FirstOrder string `json:"firstOrder,omitempty"`
+	// FirstEventMs is, with FirstOrder, the event time that order was first given. The event
+	// time is bounded by the clock when the order is first processed (platform.EventTime);
+	// a redelivery, perhaps hours later, must be judged at the same time, not a later bound.
+	FirstEventMs int64 `json:"firstEventMs,omitempty"`
 }
 
 // Session is one session window of a customer.

@@ -7,7 +7,10 @@
 // It is one goka processor over two kinds of key in its group table:
 //
 //   - An order's key (records of `orders`): a small OrderEntry from CREATED until the order's
-//     final state, then deleted. A CREATED order is sent as a ReserveRequest to its product's
+//     final state, and for good the fingerprint of the id's first CREATED (TableValue.First),
+//     so that a later CREATED of other content reserves nothing. The table thus keeps one
+//     small entry per order id, as the Orders view and the aggregator do; each value stays
+//     small. A CREATED order is sent as a ReserveRequest to its product's
 //     key on the group's loopback topic (copartitioned with `warehouse-inventory`); the verdict
 //     comes back as a VerdictRecord. A redelivered CREATED gets its stored verdict again; a
 //     FAILED order sends its units back in a ReleaseRequest.

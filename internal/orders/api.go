@@ -184,7 +184,15 @@ func (s *Service) waitLocal(ctx context.Context, id string, p int32, accept func
 }
 
 func (s *Service) handlePost(w http.ResponseWriter, r *http.Request) {
+	// A body still arriving when the drain ends is cut off: the client gets 503 instead of a
+	// connection dropped when the HTTP server's shutdown bound passes.
+	rc := http.NewResponseController(w)
+	stopCutting := context.AfterFunc(s.drained, func() { _ = rc.SetReadDeadline(time.Now()) })
 	order, err := decodeOrder(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), s.cfg.MaxBodyBytes)
+	if !stopCutting() && err != nil {
+		writeError(w, r, ErrShuttingDown)
+		return
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -236,11 +244,10 @@ func (s *Service) create(ctx context.Context, o domain.Order, p int32) error {
 			}
 		}
 		if ok && w.err == nil {
-			// Acknowledged, not yet in the view.
+			// Acknowledged, not yet in the view. Even of other content it does not prove a
+			// conflict: another record of the id may precede it (written by the partition's
+			// previous owner, say), and this POST may be that record's retry. The view says.
 			unlock()
-			if !domain.SameContent(w.order, o) {
-				return ErrConflict
-			}
 			return s.confirm(ctx, o, p)
 		}
 		stored, err := s.lookup(o.ID, p)

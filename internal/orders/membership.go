@@ -38,8 +38,10 @@ func membershipKey(p int32) string { return strconv.Itoa(int(p)) }
 
 // maxOwnerCandidates is how many announcements of one partition, from distinct members, the
 // membership view keeps. Keeping several instead of "the newest" is what stops one forged
-// entry from pinning routing: it can only push out the real owner's announcement by flooding,
-// and the owner's periodic re-announcement puts it back.
+// entry from pinning routing: a forged generation beyond the group's is kept but never routed
+// to, and does not push the real owner's entry out unless the writer floods. A forged entry of
+// the current generation does win at once, as the latest of that generation, until the real
+// owner's periodic re-announcement comes after it.
 const maxOwnerCandidates = 4
 
 // ownerCandidates is what the membership view stores per partition: the latest announcement
@@ -94,6 +96,7 @@ func (o Owner) validate(key string, partitions int32) error {
 		return fmt.Errorf("address %q has no host", o.Addr)
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
+		ip = ip.Unmap() // ::ffff:0.0.0.0 is 0.0.0.0
 		if ip.IsUnspecified() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsMulticast() {
 			return fmt.Errorf("address %q is not reachable by other instances", o.Addr)
 		}

@@ -51,9 +51,17 @@ type Unmarshaler[T any] interface {
 	Unmarshal([]byte) (T, error)
 }
 
+// KeyChecker is a record value that knows which record key it must be written under (an
+// order under its id): services keep state by the key but act on the value, so a record
+// whose key and value disagree would slip past every per-key rule.
+type KeyChecker interface {
+	CheckKey(key string) error
+}
+
 // Decode adapts a typed handler to an input edge declared with codec.Bytes: it decodes each
-// record with dec and dead-letters those that do not decode, so that one bad record never
-// stops a processor. Tombstones (nil values) are skipped.
+// record with dec and dead-letters those that do not decode, or whose value is a KeyChecker
+// refusing the record's key, so that one bad record never stops a processor. Tombstones (nil
+// values) are skipped.
 func Decode[T any](n Names, dec Unmarshaler[T], handle func(ctx goka.Context, v T)) goka.ProcessCallback {
 	return func(ctx goka.Context, msg any) {
 		raw, _ := msg.([]byte)
@@ -61,6 +69,11 @@ func Decode[T any](n Names, dec Unmarshaler[T], handle func(ctx goka.Context, v 
 			return
 		}
 		v, err := dec.Unmarshal(raw)
+		if err == nil {
+			if kc, ok := any(v).(KeyChecker); ok {
+				err = kc.CheckKey(ctx.Key())
+			}
+		}
 		if err != nil {
 			DeadLetter(ctx, n, raw, err)
 			return
