@@ -165,8 +165,13 @@ func TestOpenAPIExamplesAreRealExchanges(t *testing.T) {
 	validated := doc.example(t, "/v1/orders/{id}/validated", "get", "200", "validated")
 	var o domain.Order
 	_ = json.Unmarshal(validated, &o)
-	b, _ := platform.StaticCodecs().Order.Marshal(o)
-	env.Produce(t, env.Names.Topic(string(platform.TopicOrders)), o.ID, b)
+	// The order's CREATED, then the aggregator's decision on it.
+	asCreated := o
+	asCreated.State = domain.OrderCreated
+	for _, version := range []domain.Order{asCreated, o} {
+		b, _ := platform.StaticCodecs().Order.Marshal(version)
+		env.Produce(t, env.Names.Topic(string(platform.TopicOrders)), version.ID, b)
+	}
 	status, _, body = exchange("GET", "/v1/orders/"+o.ID+"/validated", nil)
 	if status != 200 {
 		t.Fatalf("GET validated example: %d %s", status, body)

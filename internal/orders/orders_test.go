@@ -135,9 +135,12 @@ func TestReferenceCasesOnOneInstance(t *testing.T) {
 	})
 
 	t.Run("validated order written straight to the topic", func(t *testing.T) {
+		// An order begins with its CREATED (a decision without one is nobody's order).
 		o := newOrder("direct-1")
-		o.State = domain.OrderValidated
 		b, _ := codecs.Order.Marshal(o)
+		env.Produce(t, ordersTopic, o.ID, b)
+		o.State = domain.OrderValidated
+		b, _ = codecs.Order.Marshal(o)
 		env.Produce(t, ordersTopic, o.ID, b)
 		status, got, body := get(t, in.url+"/v1/orders/direct-1/validated")
 		if status != http.StatusOK || got != o {
