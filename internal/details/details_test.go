@@ -203,3 +203,31 @@ func TestLaterCreatedOfOtherContentIsIgnoredOnBroker(t *testing.T) {
 		t.Fatalf("%d verdicts %v, want PASS twice (the first content and its redelivery)", n, log.ByID)
 	}
 }
+
+// Found by review: a refused record whose dead letter would not fit the producer's message
+// limit (a 300 KB key of control bytes, quoted into the reason; a value near 1 MB) failed the
+// processor, which replayed it for ever. The reason is now clipped, and a record too large to
+// copy is dead-lettered without its value, which stays at its source offset.
+func TestRecordsTooLargeToCopyAreDeadLetteredAndPassedOnBroker(t *testing.T) {
+	env := kafkatest.New(t, kafkatest.Options{Partitions: 1})
+	cfg := details.DefaultConfig()
+	cfg.Kafka = env.Config
+	cfg.AdminAddr = ""
+	svc, err := details.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kafkatest.StartService(t, svc, svc.Health.Ready)()
+	orders := env.Names.Topic(string(platform.TopicOrders))
+	env.Produce(t, orders, strings.Repeat("\x01", 300_000), encode(t, order("victim", 1, 1)))
+	env.Produce(t, orders, "big", append([]byte{0, 0, 0, 0, 99}, make([]byte, 950_000)...))
+	env.Produce(t, orders, "good", encode(t, order("good", 1, 1)))
+	env.AwaitCaughtUp(t, 30*time.Second, string(env.Names.Group(platform.GroupDetails)), orders)
+	dead := env.Consume(t, env.Names.Topic(string(platform.TopicDeadLetters)), 30*time.Second, kafkatest.CountOf(2))
+	if reason := kafkatest.Header(dead[0], platform.HeaderDLQError); len(reason) > 1100 || !strings.Contains(reason, "300000 bytes") {
+		t.Fatalf("reason of the mismatched key (%d bytes): %.200s", len(reason), reason)
+	}
+	if omitted := kafkatest.Header(dead[1], platform.HeaderDLQValueOmitted); string(dead[1].Key) != "big" || omitted != "950005" || len(dead[1].Value) != 0 {
+		t.Fatalf("dead letter of the large record: key %q, %d value bytes, omitted %q", dead[1].Key, len(dead[1].Value), omitted)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 )
 
 // OrderState is where an order is in its life cycle.
@@ -189,16 +191,25 @@ func (o Order) Validate() error {
 // and every service keeps an order's state under the key while acting on the id.
 func (o Order) CheckKey(key string) error {
 	if key != o.ID {
-		return fmt.Errorf("record key %q is not the order's id %q", key, o.ID)
+		return fmt.Errorf("record key %s is not the order's id %s", clip(key), clip(o.ID))
 	}
 	return nil
+}
+
+// clip quotes s for an error message, at most its first 64 bytes: errors end up in logs and
+// dead-letter headers, and the strings come from whoever wrote the record.
+func clip(s string) string {
+	if len(s) <= 64 {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(strings.ToValidUTF8(s[:64], "")), len(s))
 }
 
 // CheckKey refuses a record key other than the verdict's order id (order-validations is keyed
 // by order id).
 func (v OrderValidation) CheckKey(key string) error {
 	if key != v.OrderID {
-		return fmt.Errorf("record key %q is not the verdict's order id %q", key, v.OrderID)
+		return fmt.Errorf("record key %s is not the verdict's order id %s", clip(key), clip(v.OrderID))
 	}
 	return nil
 }

@@ -189,7 +189,8 @@ func (s *Service) handlePost(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	stopCutting := context.AfterFunc(s.drained, func() { _ = rc.SetReadDeadline(time.Now()) })
 	order, err := decodeOrder(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), s.cfg.MaxBodyBytes)
-	if !stopCutting() && err != nil {
+	if !stopCutting() {
+		// The cut may also have ended the request's context: answer now, whatever was read.
 		writeError(w, r, ErrShuttingDown)
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -177,5 +178,18 @@ func TestRecordBeforeTheFirstCreatedDoesNotPinTheView(t *testing.T) {
 	resp, body := post(t, in.url, newOrder("pinned"), "")
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST of the id's first CREATED answered %d %s, want 201 (the first record was a FAILED, not a CREATED)", resp.StatusCode, body)
+	}
+}
+
+// One record with a 300 KB key that is not its id stopped the Orders view and the aggregator:
+// its dead letter (the reason quoted the key) exceeded the producer's message limit, the
+// processor failed and replayed it for ever, and POSTs got 504.
+func TestHugeMismatchedKeyDoesNotStopTheView(t *testing.T) {
+	env := kafkatest.New(t, kafkatest.Options{Partitions: 1})
+	in := startInstance(t, env, "hugekey")
+	topic := env.Names.Topic(string(platform.TopicOrders))
+	env.Produce(t, topic, strings.Repeat("\x01", 300_000), marshal(t, newOrder("victim")))
+	if resp, body := post(t, in.url, newOrder("after-poison"), "?timeout=10000"); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST after the poison record: %d %s", resp.StatusCode, body)
 	}
 }

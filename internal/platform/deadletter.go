@@ -3,6 +3,7 @@ package platform
 import (
 	"log/slog"
 	"strconv"
+	"strings"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
@@ -17,6 +18,20 @@ const (
 	HeaderDLQSourceOffset    = "dlq.source.offset"
 	HeaderDLQGroup           = "dlq.group"
 	HeaderDLQError           = "dlq.error"
+	// HeaderDLQValueOmitted is set, to the value's size, on a dead letter whose record was too
+	// large to copy whole; the record itself is still at its source offset.
+	HeaderDLQValueOmitted = "dlq.value.omitted"
+	// HeaderDLQKeyTruncated is set, to the key's size, when only the key's start is kept.
+	HeaderDLQKeyTruncated = "dlq.key.truncated"
+)
+
+// A dead letter must fit the producer's message limit (sarama's Producer.MaxMessageBytes,
+// 1,000,000 bytes) whatever the refused record holds, or writing it fails the processor,
+// which replays the same record for ever: every consumer of the topic stops.
+const (
+	maxDeadLetterBytes = 900_000
+	maxReasonBytes     = 1024
+	keptKeyBytes       = 1024
 )
 
 // DeadLetterEdge is the output edge of the dead-letter topic; every processor that decodes
@@ -28,22 +43,39 @@ func DeadLetterEdge(n Names) goka.Edge {
 // DeadLetter writes the record being processed to the dead-letter topic, unchanged, with the
 // reason in its headers, and logs it once. The write is part of the message's processing, so
 // the input offset is committed only once the dead letter is stored: nothing is lost.
+//
+// The reason is cut at maxReasonBytes; a record too large to copy within the message limit
+// keeps its key and source coordinates without its value (HeaderDLQValueOmitted), and a key too
+// large even alone is cut (HeaderDLQKeyTruncated).
 func DeadLetter(ctx goka.Context, n Names, raw []byte, reason error) {
+	why := reason.Error()
+	if len(why) > maxReasonBytes {
+		why = strings.ToValidUTF8(why[:maxReasonBytes], "") + "…"
+	}
 	headers := goka.Headers{
 		HeaderDLQSourceTopic:     []byte(ctx.Topic()),
 		HeaderDLQSourcePartition: []byte(strconv.Itoa(int(ctx.Partition()))),
 		HeaderDLQSourceOffset:    []byte(strconv.FormatInt(ctx.Offset(), 10)),
 		HeaderDLQGroup:           []byte(ctx.Group()),
-		HeaderDLQError:           []byte(reason.Error()),
+		HeaderDLQError:           []byte(why),
+	}
+	key, value := ctx.Key(), raw
+	if len(key)+len(value) > maxDeadLetterBytes {
+		headers[HeaderDLQValueOmitted] = []byte(strconv.Itoa(len(value)))
+		value = []byte{}
+	}
+	if len(key) > maxDeadLetterBytes {
+		headers[HeaderDLQKeyTruncated] = []byte(strconv.Itoa(len(key)))
+		key = key[:keptKeyBytes]
 	}
 	slog.Warn("record sent to dead-letter topic",
 		slog.String("topic", string(ctx.Topic())),
 		slog.Int("partition", int(ctx.Partition())),
 		slog.Int64("offset", ctx.Offset()),
 		slog.String("group", string(ctx.Group())),
-		slog.String("error", reason.Error()))
+		slog.String("error", why))
 	metrics.DeadLetters.WithLabelValues(string(ctx.Topic()), string(ctx.Group())).Inc()
-	ctx.Emit(n.Stream(TopicDeadLetters), ctx.Key(), raw, goka.WithCtxEmitHeaders(headers))
+	ctx.Emit(n.Stream(TopicDeadLetters), key, value, goka.WithCtxEmitHeaders(headers))
 }
 
 // Unmarshaler decodes bytes into a T; every AvroCodec is one.
