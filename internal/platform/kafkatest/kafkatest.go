@@ -190,6 +190,32 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
+// ConsumeToEnd reads topic from the beginning up to its end offsets at the time of the call:
+// everything written so far, less what compaction may already have removed (so it counts
+// offsets reached, not records).
+func (e *Env) ConsumeToEnd(t testing.TB, topic string, timeout time.Duration) []*kgo.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	ends, err := e.Admin.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatalf("kafkatest: end offsets of %s: %v", topic, err)
+	}
+	return e.Consume(t, topic, timeout, func(recs []*kgo.Record) bool {
+		reached := map[int32]int64{}
+		for _, r := range recs {
+			reached[r.Partition] = max(reached[r.Partition], r.Offset+1)
+		}
+		done := true
+		ends.Each(func(end kadm.ListedOffset) {
+			if end.Offset > 0 && reached[end.Partition] < end.Offset {
+				done = false
+			}
+		})
+		return done
+	})
+}
+
 // AwaitCaughtUp waits until group has committed, on every partition of topics, the end
 // offset the topic had when this was called or later — everything written so far has been
 // processed.
