@@ -8,7 +8,9 @@
 //
 //   - An order's key (records of `orders`): a small OrderEntry from CREATED until the order's
 //     final state, and for good the fingerprint of the id's first CREATED (TableValue.First),
-//     so that a later CREATED of other content reserves nothing. The table thus keeps one
+//     so that a later CREATED of other content reserves nothing, and what the final state told
+//     the product (TableValue.Finished), sent again if the final state is redelivered. The
+//     table thus keeps one
 //     small entry per order id, as the Orders view and the aggregator do; each value stays
 //     small. A CREATED order is sent as a ReserveRequest to its product's
 //     key on the group's loopback topic (copartitioned with `warehouse-inventory`); the verdict
@@ -138,6 +140,9 @@ func (p processing) order(ctx goka.Context, o domain.Order) {
 				slog.String("order_id", o.ID), slog.String("product", string(o.Product)))
 			return
 		}
+		if v.Finished != nil {
+			return // redelivered after the order was decided: no verdict is wanted any more
+		}
 		if v.Order != nil && v.Order.Result != "" {
 			// Redelivered after it was answered: the same verdict again.
 			p.emitVerdict(ctx, o.ID, v.Order.Result)
@@ -166,8 +171,12 @@ func (p processing) order(ctx goka.Context, o domain.Order) {
 			OrderID: o.ID, Quantity: o.Quantity, EventMs: platform.EventTime(ctx).UnixMilli(), Source: sourceOf(ctx), Resend: resend}})
 	case domain.OrderValidated, domain.OrderFailed:
 		switch {
+		case v.Order == nil && v.Finished != nil:
+			// Finished, and the final state is delivered again: what was sent to the product
+			// may have been lost, so send it again.
+			tell(ctx, v.Finished, o.ID)
 		case v.Order == nil:
-			// Not judged here, or already finished.
+			// Not judged here.
 		case v.Order.Result == "":
 			v.Order.Final = o.State // the verdict is still on its way; finish when it arrives
 			store(ctx, v)
@@ -180,13 +189,20 @@ func (p processing) order(ctx goka.Context, o domain.Order) {
 // finish ends an order's entry and tells its product: a FAILED order's units go back, a
 // VALIDATED order's answer is forgotten (its units stay reserved).
 func finish(ctx goka.Context, v *TableValue, orderID string, final domain.OrderState) {
-	if final == domain.OrderFailed {
-		loopback(ctx, string(v.Order.Product), LoopMessage{Release: &ReleaseRequest{OrderID: orderID, Quantity: v.Order.Reserved, Source: sourceOf(ctx)}})
-	} else {
-		loopback(ctx, string(v.Order.Product), LoopMessage{Forget: &OrderRef{OrderID: orderID}})
-	}
+	v.Finished = &FinishedEntry{Product: v.Order.Product, Final: final, Reserved: v.Order.Reserved}
+	tell(ctx, v.Finished, orderID)
 	v.Order = nil
 	store(ctx, v)
+}
+
+// tell sends a finished order's last word to its product: release its units if it FAILED,
+// forget its answer if it was VALIDATED.
+func tell(ctx goka.Context, f *FinishedEntry, orderID string) {
+	if f.Final == domain.OrderFailed {
+		loopback(ctx, string(f.Product), LoopMessage{Release: &ReleaseRequest{OrderID: orderID, Quantity: f.Reserved, Source: sourceOf(ctx)}})
+	} else {
+		loopback(ctx, string(f.Product), LoopMessage{Forget: &OrderRef{OrderID: orderID}})
+	}
 }
 
 // loop handles a loopback record: a request to a product's key or a verdict to an order's.

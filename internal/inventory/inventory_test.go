@@ -624,3 +624,44 @@ func TestLaterCreatedOfOtherContentIsIgnoredOnBroker(t *testing.T) {
 	}
 	b.awaitReserved(t, map[domain.Product]int64{domain.Jumpers: 1, domain.Underpants: 5})
 }
+
+// Found by the full fault mode (broker crash, kfake): a FAILED order's release was lost while
+// its key's state recorded the order as finished (a callback's writes fail apart when a
+// broker dies: "out of order sequence number"), and the redelivered FAILED did nothing, so the
+// units stayed reserved for good ("reserves 740, the verdicts and decisions say 736"). The key
+// now remembers what it told the product and tells it again; twice is harmless.
+func TestProcessorSendsALostReleaseAgainOnARedeliveredFinalState(t *testing.T) {
+	p := startTester(t)
+	p.setStock(domain.Jumpers, stockRow(t, 5))
+	a := order("a", domain.Jumpers, 2)
+	p.consume(t, a, base)
+	if got := p.verdict(t, "a"); got != domain.Pass {
+		t.Fatalf("a: %s", got)
+	}
+	p.consume(t, failed(a), base)
+	if got := p.reserved(domain.Jumpers); got != 0 {
+		t.Fatalf("reserved %d after FAILED, want 0", got)
+	}
+	// The state the crash leaves: the product still holds a's answer (its release was lost),
+	// a's key says finished.
+	product, _ := p.tt.TableValue(goka.GroupTable(platform.GroupInventory), string(domain.Jumpers)).(*inventory.TableValue)
+	lost := *product
+	lost.Reserved = 2
+	lost.Orders = map[string]inventory.Answer{"a": {Result: domain.Pass, Reserved: 2, EventMs: base.UnixMilli()}}
+	p.tt.SetTableValue(goka.GroupTable(platform.GroupInventory), string(domain.Jumpers), &lost)
+	p.consume(t, failed(a), base) // redelivered
+	if got := p.reserved(domain.Jumpers); got != 0 {
+		t.Fatalf("reserved %d after the redelivered FAILED, want 0: the lost release was not sent again", got)
+	}
+	p.consume(t, failed(a), base) // and once more: nothing is given back twice
+	if got := p.reserved(domain.Jumpers); got != 0 {
+		t.Fatalf("reserved %d after a third FAILED, want 0", got)
+	}
+	p.consume(t, a, base) // a redelivered CREATED of the finished order reserves nothing
+	if got := p.reserved(domain.Jumpers); got != 0 {
+		t.Fatalf("reserved %d after a redelivered CREATED, want 0", got)
+	}
+	if key, v, ok := p.verdicts.Next(); ok {
+		t.Fatalf("verdict %s %+v for a finished order", key, v)
+	}
+}

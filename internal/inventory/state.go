@@ -23,11 +23,24 @@ type TableValue struct {
 	// after the order finished, so that a later CREATED of other content (another product,
 	// another quantity) reserves nothing that no decision would ever release.
 	First string `json:"first,omitempty"`
+	// Finished is set under an order id's key once the order's final state has been handled:
+	// what was sent to its product, so that the final state redelivered sends it again. The
+	// first sending may have been lost while this key's state was kept (a callback's writes
+	// can fail apart when a broker dies), which held the units of a FAILED order for good.
+	Finished *FinishedEntry `json:"finished,omitempty"`
+}
+
+// FinishedEntry is a finished order's last word to its product. Sending it again is safe: a
+// product releases or forgets only an answer it still holds.
+type FinishedEntry struct {
+	Product  domain.Product    `json:"product"`
+	Final    domain.OrderState `json:"final"`
+	Reserved int32             `json:"reserved,omitempty"`
 }
 
 // empty reports whether nothing is left to keep, so the key can be deleted.
 func (v *TableValue) empty() bool {
-	return v.Order == nil && v.First == "" && v.Reserved == 0 && len(v.Orders) == 0 && len(v.Applied) == 0 && v.LoopNext == 0
+	return v.Order == nil && v.First == "" && v.Finished == nil && v.Reserved == 0 && len(v.Orders) == 0 && len(v.Applied) == 0 && v.LoopNext == 0
 }
 
 // ReservedStock is a product's state: the units reserved, and the answers given to the orders
@@ -198,7 +211,7 @@ func (r *ReservedStock) Forget(orderID string) bool {
 }
 
 // OrderEntry is an in-flight order's state, under its own key, from its CREATED record until
-// its final state: deleted then, so the table holds only orders in flight.
+// its final state; then only TableValue.First and TableValue.Finished stay.
 type OrderEntry struct {
 	Product domain.Product `json:"product"`
 	// Result is the verdict; empty while the product's answer is on its way.
