@@ -185,14 +185,7 @@ func TestBinaryHelpAndRunsAgainstKafkaBrokers(t *testing.T) {
 // first CREATED is the order. A redelivered first CREATED is answered again.
 func TestLaterCreatedOfOtherContentIsIgnoredOnBroker(t *testing.T) {
 	env := kafkatest.New(t, kafkatest.Options{Partitions: 4})
-	cfg := details.DefaultConfig()
-	cfg.Kafka = env.Config
-	cfg.AdminAddr = ""
-	svc, err := details.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kafkatest.StartService(t, svc, svc.Health.Ready)()
+	defer startService(t, env)()
 	orders := env.Names.Topic(string(platform.TopicOrders))
 	env.Produce(t, orders, "dup", encode(t, order("dup", 1, 1)))
 	env.Produce(t, orders, "dup", encode(t, order("dup", -5, 1))) // would FAIL
@@ -210,14 +203,7 @@ func TestLaterCreatedOfOtherContentIsIgnoredOnBroker(t *testing.T) {
 // copy is dead-lettered without its value, which stays at its source offset.
 func TestRecordsTooLargeToCopyAreDeadLetteredAndPassedOnBroker(t *testing.T) {
 	env := kafkatest.New(t, kafkatest.Options{Partitions: 1})
-	cfg := details.DefaultConfig()
-	cfg.Kafka = env.Config
-	cfg.AdminAddr = ""
-	svc, err := details.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kafkatest.StartService(t, svc, svc.Health.Ready)()
+	defer startService(t, env)()
 	orders := env.Names.Topic(string(platform.TopicOrders))
 	env.Produce(t, orders, strings.Repeat("\x01", 300_000), encode(t, order("victim", 1, 1)))
 	env.Produce(t, orders, "big", append([]byte{0, 0, 0, 0, 99}, make([]byte, 950_000)...))
@@ -230,4 +216,17 @@ func TestRecordsTooLargeToCopyAreDeadLetteredAndPassedOnBroker(t *testing.T) {
 	if omitted := kafkatest.Header(dead[1], platform.HeaderDLQValueOmitted); string(dead[1].Key) != "big" || omitted != "950005" || len(dead[1].Value) != 0 {
 		t.Fatalf("dead letter of the large record: key %q, %d value bytes, omitted %q", dead[1].Key, len(dead[1].Value), omitted)
 	}
+}
+
+// startService runs the Order Details service on env until the returned stop is called.
+func startService(t *testing.T, env *kafkatest.Env) (stop func()) {
+	t.Helper()
+	cfg := details.DefaultConfig()
+	cfg.Kafka = env.Config
+	cfg.AdminAddr = ""
+	svc, err := details.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kafkatest.StartService(t, svc, svc.Health.Ready)
 }
