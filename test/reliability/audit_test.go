@@ -24,6 +24,9 @@ type audit struct {
 	// created is the first CREATED record of each order id in `orders`; createdN counts them.
 	created  map[string]domain.Order
 	createdN map[string]int
+	// createdAt says where the first CREATED of each id is (partition, offset, timestamp), for
+	// the report of an undecided order.
+	createdAt map[string]string
 	// decisions lists every VALIDATED or FAILED record per order id, in offset order.
 	decisions map[string][]domain.OrderState
 	// verdicts lists every verdict per order id and check type.
@@ -46,7 +49,7 @@ type audit struct {
 func (c *cluster) collectAudit(emailServices ...*service) *audit {
 	c.t.Helper()
 	a := &audit{
-		created: map[string]domain.Order{}, createdN: map[string]int{},
+		created: map[string]domain.Order{}, createdN: map[string]int{}, createdAt: map[string]string{},
 		decisions: map[string][]domain.OrderState{},
 		verdicts:  map[string]map[domain.CheckType][]domain.ValidationResult{},
 		reserved:  map[domain.Product]inventory.ReservedStock{},
@@ -62,6 +65,8 @@ func (c *cluster) collectAudit(emailServices ...*service) *audit {
 		case domain.OrderCreated:
 			if a.createdN[o.ID] == 0 {
 				a.created[o.ID] = o
+				a.createdAt[o.ID] = fmt.Sprintf("partition %d offset %d at %s", r.Partition, r.Offset,
+					r.Timestamp.UTC().Format(time.RFC3339Nano))
 			}
 			a.createdN[o.ID]++
 		case domain.OrderValidated, domain.OrderFailed:
@@ -226,8 +231,11 @@ func checkPromises(placements []*placement, a *audit, stock map[domain.Product]i
 	}
 	eligible := map[string]bool{}
 	accepted := map[string]bool{}
+	posted := map[string]string{} // how each order's POST went, for the report of an undecided one
 	rep.Attempted = len(placements)
 	for _, p := range placements {
+		posted[p.order.ID] = fmt.Sprintf("POST %s at %s took %v %s", statusKey(p.status),
+			p.at.UTC().Format(time.RFC3339Nano), p.took.Round(time.Millisecond), p.err)
 		key := fmt.Sprint(p.status)
 		if p.status == 0 {
 			key = "no answer"
@@ -261,7 +269,8 @@ func checkPromises(placements []*placement, a *audit, stock map[domain.Product]i
 		switch {
 		case len(ds) == 0:
 			rep.Undecided++
-			problem("order %s (accepted %v) has no final state", id, accepted[id])
+			problem("order %s (accepted %v; %s; %s) has no final state; its verdicts: %v", id, accepted[id],
+				posted[id], a.createdAt[id], a.verdicts[id])
 			continue
 		case len(distinct) > 1:
 			rep.ConflictingDecisions++
