@@ -129,8 +129,9 @@ func (g *Goka) consumerGroupBuilder() goka.ConsumerGroupBuilder {
 }
 
 // SaramaConsumerGroupBuilder builds sarama consumer groups with the project's configuration,
-// committing each partition only up to its first unfinished message (see inOrderGroup); a
-// service that wraps its group (to observe sessions) starts from it.
+// committing each partition only up to its first unfinished message (see inOrderGroup) and
+// going from one session to the next without goka's 5 s pause (see continuousGroup); a service
+// that wraps its group (to observe sessions) starts from it.
 func (g *Goka) SaramaConsumerGroupBuilder() goka.ConsumerGroupBuilder {
 	base := g.sarama()
 	return func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
@@ -138,7 +139,7 @@ func (g *Goka) SaramaConsumerGroupBuilder() goka.ConsumerGroupBuilder {
 		if err != nil {
 			return nil, err
 		}
-		return &inOrderGroup{ConsumerGroup: cg}, nil
+		return &continuousGroup{ConsumerGroup: &inOrderGroup{ConsumerGroup: cg}}, nil
 	}
 }
 
