@@ -25,6 +25,9 @@ type Config struct {
 	TopicPrefix       string // prepended to every topic and group; empty in production
 	LogFormat         string // json or text
 	LogLevel          string // debug, info, warn, error
+	// Producer is the client goka's processors, views and emitters write with: ProducerFranz
+	// (default) or ProducerSarama.
+	Producer string
 	// Sarama, when set, replaces SaramaConfig for every goka processor, view and emitter built
 	// from this config (see NewGoka), so a whole ecosystem can run with another client tuning;
 	// the benchmark uses it for its goka-defaults baseline. It has no flag: nil in production.
@@ -41,6 +44,7 @@ func DefaultConfig() Config {
 		ClientID:    "ordersys",
 		LogFormat:   "json",
 		LogLevel:    "info",
+		Producer:    ProducerFranz,
 	}
 }
 
@@ -64,6 +68,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"prefix for every topic and group name, to share a cluster between ecosystems")
 	StringVar(fs, &c.LogFormat, "log-format", "LOG_FORMAT", c.LogFormat, "log format: json or text")
 	StringVar(fs, &c.LogLevel, "log-level", "LOG_LEVEL", c.LogLevel, "log level: debug, info, warn or error")
+	StringVar(fs, &c.Producer, "producer", "KAFKA_PRODUCER", c.Producer,
+		"client the stream processors write with: franz-go, or sarama (goka's own)")
 }
 
 // Validate reports the first unusable value.
@@ -77,6 +83,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: replication %d < 1", c.Replication)
 	case c.LogFormat != "json" && c.LogFormat != "text":
 		return fmt.Errorf("config: log format %q is neither json nor text", c.LogFormat)
+	case c.Producer != ProducerFranz && c.Producer != ProducerSarama:
+		return fmt.Errorf("config: producer %q is neither %s nor %s", c.Producer, ProducerFranz, ProducerSarama)
 	}
 	if _, err := ParseLevel(c.LogLevel); err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -94,6 +102,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("replication", c.Replication),
 		slog.String("client_id", c.ClientID),
 		slog.String("topic_prefix", c.TopicPrefix),
+		slog.String("producer", c.Producer),
 	)
 }
 

@@ -25,8 +25,9 @@ const (
 	HeaderDLQKeyTruncated = "dlq.key.truncated"
 )
 
-// A dead letter must fit the producer's message limit (sarama's Producer.MaxMessageBytes,
-// 1,000,000 bytes) whatever the refused record holds, or writing it fails the processor,
+// A dead letter must fit the producer's message limit (franz-go's ProducerBatchMaxBytes,
+// 1,000,012 bytes, and sarama's Producer.MaxMessageBytes, 1,000,000) whatever the refused
+// record holds, or writing it fails the processor,
 // which replays the same record for ever: every consumer of the topic stops.
 const (
 	maxDeadLetterBytes = 900_000

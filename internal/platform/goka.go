@@ -87,11 +87,14 @@ type Goka struct {
 	// ConsumerGroupBuilder overrides how processors join their group (the orders service wraps
 	// it to learn generations); nil means sarama's consumer group.
 	ConsumerGroupBuilder goka.ConsumerGroupBuilder
+	// Producer is the client processors, views and emitters write with (Config.Producer);
+	// empty means ProducerFranz.
+	Producer string
 }
 
 // NewGoka returns the goka builders for cfg, with cfg.Sarama as the sarama override.
 func NewGoka(cfg Config) *Goka {
-	return &Goka{Brokers: cfg.Brokers, Replication: cfg.Replication, StateDir: cfg.StateDir, ClientID: cfg.ClientID, Sarama: cfg.Sarama}
+	return &Goka{Brokers: cfg.Brokers, Replication: cfg.Replication, StateDir: cfg.StateDir, ClientID: cfg.ClientID, Sarama: cfg.Sarama, Producer: cfg.Producer}
 }
 
 func (g *Goka) sarama() *sarama.Config {
@@ -113,6 +116,9 @@ func (g *Goka) topicManagerBuilder() goka.TopicManagerBuilder {
 }
 
 func (g *Goka) producerBuilder() goka.ProducerBuilder {
+	if g.Producer != ProducerSarama {
+		return newFranzProducer
+	}
 	base := g.sarama()
 	return func(brokers []string, clientID string, hasher func() hash.Hash32) (goka.Producer, error) {
 		c := withClientID(base, clientID)
