@@ -61,6 +61,16 @@ func Start(opts Options) (*Broker, error) {
 		}),
 		// Allow session timeouts below Kafka's 6 s minimum, for fast failover in tests.
 		kfake.GroupMinSessionTimeout(time.Second),
+		kfake.BrokerConfigs(map[string]string{
+			// Compact every minute (kfake's default is hourly): the services rewrite their
+			// table values on every step of every order, and kfake keeps every record in
+			// memory until compaction drops the superseded ones.
+			"log.cleaner.backoff.ms": "60000",
+			// Nothing expires unless its topic says so (provisioning gives streams a week):
+			// kfake applies retention to compacted topics too, so tables created before
+			// provisioning said retention.ms=-1 would otherwise lose week-old values.
+			"log.retention.ms": "-1",
+		}),
 	}
 	if opts.Partitions > 0 {
 		kopts = append(kopts, kfake.DefaultNumPartitions(opts.Partitions))

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ordersys/ecosystem/internal/broker"
+	"github.com/ordersys/ecosystem/internal/platform"
 	"github.com/ordersys/ecosystem/internal/platform/kafkatest"
 )
 
@@ -72,5 +73,50 @@ func TestDataSurvivesRestartOnAFixedPort(t *testing.T) {
 	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
 	if total != 2 {
 		t.Fatalf("topic holds %d records after restart, want 2", total)
+	}
+}
+
+// A table topic keeps its latest value per key however old: kfake applies retention.ms (7 days
+// by default) to compacted topics too, which Kafka does not, so a stock row or a processor's
+// state written a week ago vanished from the embedded broker. Streams still expire.
+func TestTablesKeepOldRecordsStreamsExpire(t *testing.T) {
+	b, err := broker.Start(broker.Options{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	names := platform.Names{}
+	if _, err := platform.Provision(ctx, kadm.NewClient(cl), names, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	table, stream := string(platform.TopicWarehouseInventory), string(platform.TopicOrders)
+	old := time.Now().Add(-8 * 24 * time.Hour)
+	for _, topic := range []string{table, stream} {
+		// One call each, so that each record is a batch of its own: retention drops batches.
+		for _, r := range []*kgo.Record{{Key: []byte("k"), Value: []byte("old"), Timestamp: old}, {Key: []byte("other"), Value: []byte("new")}} {
+			r.Topic = topic
+			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	b.Cluster().Compact()
+
+	offsets, err := kadm.NewClient(cl).ListStartOffsets(ctx, table, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := offsets.Lookup(table, 0); o.Offset != 0 {
+		t.Errorf("%s starts at offset %d after compaction: its week-old value was deleted", table, o.Offset)
+	}
+	if o, _ := offsets.Lookup(stream, 0); o.Offset != 1 {
+		t.Errorf("%s starts at offset %d, want 1: its week-old record is past the 7-day retention", stream, o.Offset)
 	}
 }

@@ -110,7 +110,7 @@ func (g *Goka) topicManagerBuilder() goka.TopicManagerBuilder {
 		tm := goka.NewTopicManagerConfig()
 		tm.Table.Replication = g.Replication
 		tm.Stream.Replication = g.Replication
-		tm.Stream.Retention = 7 * 24 * time.Hour
+		tm.Stream.Retention = StreamRetention
 		return goka.NewTopicManager(brokers, withClientID(base, g.ClientID+"-topics"), tm)
 	}
 }

@@ -87,11 +87,22 @@ func awaitTopics(ctx context.Context, adm *kadm.Client, topics []string, partiti
 	}
 }
 
-// TopicConfigs are the topic-level settings Provision creates spec with.
+// StreamRetention is how long stream topics keep records: a week, Kafka's default, so a
+// service can be down for days and still catch up.
+const StreamRetention = 7 * 24 * time.Hour
+
+// TopicConfigs are the topic-level settings Provision creates spec with. A table keeps its
+// latest value per key for good, said explicitly: Kafka ignores time and size retention on a
+// compact-only topic, but the embedded broker (kfake) applies them, and deleted week-old stock
+// rows and processor state (internal/broker's TestTablesKeepOldRecordsStreamsExpire).
 func TopicConfigs(spec TopicSpec, replication int) map[string]*string {
 	configs := map[string]*string{}
 	if spec.Compact {
 		configs["cleanup.policy"] = kadm.StringPtr("compact")
+		configs["retention.ms"] = kadm.StringPtr("-1")
+		configs["retention.bytes"] = kadm.StringPtr("-1")
+	} else {
+		configs["retention.ms"] = kadm.StringPtr(strconv.FormatInt(StreamRetention.Milliseconds(), 10))
 	}
 	if replication >= 3 {
 		configs["min.insync.replicas"] = kadm.StringPtr("2")

@@ -58,14 +58,20 @@ func TestProvisionCreatesEveryTopicWithCountsAndCompaction(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		policy := "delete"
+		policy, retention := "delete", ""
 		for _, c := range rc.Configs {
 			if c.Key == "cleanup.policy" && c.Value != nil {
 				policy = *c.Value
 			}
+			if c.Key == "retention.ms" && c.Value != nil {
+				retention = *c.Value
+			}
 		}
 		if want := map[bool]string{true: "compact", false: "delete"}[s.Compact]; policy != want {
 			t.Errorf("%s cleanup.policy = %s, want %s", s.Name, policy, want)
+		}
+		if want := map[bool]string{true: "-1", false: "604800000"}[s.Compact]; retention != want {
+			t.Errorf("%s retention.ms = %s, want %s", s.Name, retention, want)
 		}
 	}
 
