@@ -53,4 +53,4 @@ bench:
 # The same phases with the ecosystem on Apache Kafka, started by the benchmark from Maven.
 bench-kafka:
 	$(GO) build -o bin/bench ./cmd/bench
-	./bin/bench --apache-kafka --out bench-results-kafka.json $(BENCH_FLAGS)
+	./bin/bench --broker apache --out bench-results-kafka.json $(BENCH_FLAGS)

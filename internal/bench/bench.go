@@ -30,7 +30,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/ordersys/ecosystem/internal/apachekafka"
 	"github.com/ordersys/ecosystem/internal/domain"
 	"github.com/ordersys/ecosystem/internal/platform"
 	"github.com/ordersys/ecosystem/internal/sampledata"
@@ -49,10 +48,9 @@ type Config struct {
 	Self string
 	// StartTimeout bounds the start of a services process.
 	StartTimeout time.Duration
-	// ApacheKafka runs the started ecosystem on Apache Kafka (internal/apachekafka, one node
-	// started from Maven by the benchmark) instead of its embedded broker; each services start
-	// gets a topic prefix of its own on it, and the broker's CPU is reported on its own.
-	ApacheKafka bool
+	// Broker is where the started ecosystem's broker runs (ignored with URL): in a process of
+	// its own by default, so that the broker's CPU is reported apart from the services'.
+	Broker BrokerMode
 
 	// Warmup orders precede every latency measurement and are not counted.
 	Warmup int
@@ -96,6 +94,7 @@ func DefaultConfig() Config {
 	k.ClientID = "ordersys-bench"
 	return Config{
 		Kafka:         k,
+		Broker:        BrokerProcess,
 		StartTimeout:  3 * time.Minute,
 		Warmup:        200,
 		LatencyOrders: 2000,
@@ -122,8 +121,8 @@ func (c Config) Validate() error {
 		return errors.New("config: --url needs --brokers: the floor, the stock and the extra instances use the services' broker")
 	case c.URL == "" && len(c.Kafka.Brokers) > 0:
 		return errors.New("config: --brokers needs --url: the benchmark starts its own broker unless it measures a running ecosystem")
-	case c.ApacheKafka && c.URL != "":
-		return errors.New("config: --apache-kafka starts the broker of a started ecosystem; it makes no sense with --url")
+	case c.URL == "" && c.Broker != BrokerProcess && c.Broker != BrokerInside && c.Broker != BrokerApache:
+		return fmt.Errorf("config: broker mode %q: want %s, %s or %s", c.Broker, BrokerProcess, BrokerInside, BrokerApache)
 	case c.ServicesPID != 0 && c.URL == "":
 		return errors.New("config: --services-pid is for a running ecosystem (--url)")
 	case c.LatencyOrders < 1 || c.FloorRecords < 1:
@@ -199,8 +198,9 @@ type runner struct {
 	runID  string
 	client *ordersClient
 	pids   []int // services processes measured
-	// kafka is the Apache Kafka broker the benchmark started (ApacheKafka), nil otherwise.
-	kafka  *apachekafka.Cluster
+	// broker is the broker the benchmark started in a process of its own, nil when it runs
+	// inside the services process (or the services are external).
+	broker *ownBroker
 	steps  int // throughput steps started, to keep their order ids apart
 	starts int // services started on the Apache Kafka broker, to keep their topics apart
 	posted int // orders posted to the current ecosystem
@@ -262,17 +262,17 @@ func (r *runner) run(ctx context.Context, res *Results) error {
 	defer os.RemoveAll(dir)
 
 	res.Broker = "embedded (kfake) inside the services process"
-	if r.cfg.ApacheKafka {
-		logf(r.cfg.Logs, "starting Apache Kafka")
-		kc, err := apachekafka.Start(ctx, apachekafka.Options{Dir: filepath.Join(dir, "kafka"), Optimized: true})
+	if r.cfg.URL == "" {
+		b, err := r.startBroker(ctx, dir)
 		if err != nil {
-			return fmt.Errorf("bench: %w", err)
+			return err
 		}
-		defer kc.Stop()
-		r.kafka = kc
-		res.Broker = fmt.Sprintf("Apache Kafka %s, one node (JVM process %d, heap 512 MiB, G1, full JIT) at %s",
-			kc.Node(1).RunningVersion(), kc.Node(1).PID(), kc.Node(1).Addr())
-		logf(r.cfg.Logs, "%s", res.Broker)
+		if b != nil {
+			defer b.stop()
+			r.broker = b
+			res.Broker = b.describe
+			logf(r.cfg.Logs, "%s", res.Broker)
+		}
 	}
 	svc, err := r.startServices(ctx, filepath.Join(dir, "tuned"), false)
 	if err != nil {
@@ -280,8 +280,8 @@ func (r *runner) run(ctx context.Context, res *Results) error {
 	}
 	defer r.stopServices(svc)
 	switch {
-	case svc.proc != nil && r.kafka != nil:
-		res.Services = fmt.Sprintf("ecosystem (every service, internal/ecosystem, on the Apache Kafka broker) in child process %d; load generator in process %d", svc.proc.ready.PID, os.Getpid())
+	case svc.proc != nil && r.broker != nil:
+		res.Services = fmt.Sprintf("ecosystem (every service, internal/ecosystem, on the broker's process) in child process %d; load generator in process %d", svc.proc.ready.PID, os.Getpid())
 	case svc.proc != nil:
 		res.Services = fmt.Sprintf("ecosystem (embedded broker and every service, internal/ecosystem) in child process %d; load generator in process %d", svc.proc.ready.PID, os.Getpid())
 	default:
@@ -313,7 +313,7 @@ func (r *runner) run(ctx context.Context, res *Results) error {
 	logf(r.cfg.Logs, "floor: p50 %.3f ms, p99 %.3f ms", floor.RoundTrip.P50Ms, floor.RoundTrip.P99Ms)
 
 	if len(r.cfg.Rates) > 0 {
-		tp, err := r.sweep(ctx, svc.url)
+		tp, err := r.sweep(ctx, svc)
 		res.Throughput = &tp
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
@@ -360,11 +360,11 @@ func (r *runner) startServices(ctx context.Context, dir string, gokaFlush bool) 
 	started := time.Now()
 	args := ecosystemArgs(dir, r.cfg.Kafka.Partitions, gokaFlush)
 	prefix := ""
-	if r.kafka != nil {
+	if r.broker != nil {
 		// Each start gets fresh topics on the one broker, as a fresh embedded broker would.
 		r.starts++
 		prefix = fmt.Sprintf("bench-%s-%d.", r.runID, r.starts)
-		args = append(args, "--brokers", strings.Join(r.kafka.Bootstrap(), ","), "--topic-prefix", prefix)
+		args = append(args, "--brokers", strings.Join(r.broker.bootstrap, ","), "--topic-prefix", prefix)
 	}
 	proc, err := startServices(ctx, r.cfg.Self, roleEcosystem, args, r.cfg.Logs, r.cfg.StartTimeout)
 	if err != nil {
@@ -436,7 +436,7 @@ func (r *runner) profiledStep(ctx context.Context, svc *services, tp *Throughput
 	if err != nil {
 		return err
 	}
-	step, err := r.step(ctx, svc.url, rate, r.cfg.StepDuration, prof)
+	step, err := r.step(ctx, svc, rate, r.cfg.StepDuration, prof)
 	if err != nil {
 		return err
 	}
@@ -541,8 +541,8 @@ func (r *runner) noteError(err error) {
 
 func (r *runner) startMonitor() (*resourceMonitor, error) {
 	broker := 0
-	if r.kafka != nil {
-		broker = r.kafka.Node(1).PID()
+	if r.broker != nil {
+		broker = r.broker.pid
 	}
 	return startMonitor(r.pids, broker)
 }

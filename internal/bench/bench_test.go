@@ -30,8 +30,9 @@ func TestMain(m *testing.M) {
 // one-in-flight latency, the floor, a one-step sweep with profiles, reads on one and three
 // instances and the goka-defaults baseline, then the table and the JSON file. It checks that
 // each phase measured what it was asked to, never how fast. With -short it leaves out the two
-// phases that cost seconds: the three-instance reads (goka pauses 5 s on every rebalance) and
-// the baseline (a second ecosystem, 400 ms per order).
+// phases that cost seconds: the three-instance reads (two more instances join the group) and
+// the baseline (a second ecosystem, 400 ms per order). The broker runs in a process of its
+// own, the default.
 func TestSmallRunEndToEnd(t *testing.T) {
 	cfg := bench.DefaultConfig()
 	cfg.Warmup = 2
@@ -78,6 +79,7 @@ func TestSmallRunEndToEnd(t *testing.T) {
 		if s.Orders != 20 || s.Validated != 20 || s.Resources == nil {
 			t.Errorf("step %+v: want 20 validated orders with resources measured", s)
 		}
+		checkPerOrder(t, s, true)
 	}
 	if len(res.Reads) != len(wantReads) {
 		t.Fatalf("reads %+v: want them on %v instances", res.Reads, wantReads)
@@ -104,7 +106,7 @@ func TestSmallRunEndToEnd(t *testing.T) {
 	if err := bench.WriteTable(&table, res); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Latency, one order in flight", "floor", "goka defaults", "Throughput", "Reads", "Targets"} {
+	for _, want := range []string{"Latency, one order in flight", "floor", "goka defaults", "Throughput", "Cost per validated order", "Writes by topic", "Reads", "Targets"} {
 		// Skipped, the baseline still has its row, saying why.
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
@@ -127,10 +129,59 @@ func TestSmallRunEndToEnd(t *testing.T) {
 	}
 }
 
+// checkPerOrder checks that a step's cost per order was measured: the services' CPU, the
+// broker's when it runs apart, and the writes by topic, with at least the CREATED and the
+// decision on `orders` and the three verdicts on `order-validations` per order.
+func checkPerOrder(t *testing.T, s bench.Step, brokerApart bool) {
+	t.Helper()
+	c := s.PerOrder
+	if c == nil {
+		t.Fatalf("step %.0f/s: no cost per order", s.TargetRate)
+	}
+	if c.ServicesCPUMs <= 0 || (c.BrokerCPUMs != nil) != brokerApart {
+		t.Errorf("step %.0f/s: CPU per order %+v (broker apart: %v)", s.TargetRate, c, brokerApart)
+	}
+	per := map[string]float64{}
+	for _, tw := range c.Topics {
+		per[tw.Topic] = tw.RecordsPerOrder
+		if tw.Records > 0 && tw.Bytes == 0 && tw.Topic == "orders" {
+			t.Errorf("topic %s: %d records of no bytes", tw.Topic, tw.Records)
+		}
+	}
+	if per["orders"] < 2 || per["order-validations"] < 3 || c.Bytes <= 0 {
+		t.Errorf("step %.0f/s: writes per order %+v: want ≥ 2 on orders, ≥ 3 on order-validations", s.TargetRate, c.Topics)
+	}
+}
+
+// TestBrokerInsideTheServicesProcess is the all-in-one figure: the embedded broker inside the
+// services process, its CPU part of the services'.
+func TestBrokerInsideTheServicesProcess(t *testing.T) {
+	cfg := bench.DefaultConfig()
+	cfg.Broker = bench.BrokerInside
+	cfg.Warmup, cfg.LatencyOrders, cfg.FloorRecords, cfg.NaiveOrders = 1, 2, 2, 0
+	cfg.Rates, cfg.StepDuration = []float64{40}, 500*time.Millisecond
+	cfg.ReadDuration = 0
+	var logs bytes.Buffer
+	cfg.Logs = &logs
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := bench.Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("run: %v\nlogs:\n%s", err, logs.String())
+	}
+	if !strings.Contains(res.Broker, "inside the services process") {
+		t.Errorf("broker %q", res.Broker)
+	}
+	if tp := res.Throughput; tp == nil || len(tp.Steps) != 1 {
+		t.Fatalf("throughput %+v: want one step", tp)
+	}
+	checkPerOrder(t, res.Throughput.Steps[0], false)
+}
+
 // TestFlagsRejectHalfAnExternalTarget checks that --url and --brokers come together.
 func TestFlagsRejectHalfAnExternalTarget(t *testing.T) {
 	var stderr bytes.Buffer
-	for _, args := range [][]string{{"--url", "http://127.0.0.1:1"}, {"--brokers", "127.0.0.1:1"}, {"--rates", "200,100"}} {
+	for _, args := range [][]string{{"--url", "http://127.0.0.1:1"}, {"--brokers", "127.0.0.1:1"}, {"--rates", "200,100"}, {"--broker", "elsewhere"}} {
 		stderr.Reset()
 		if code := bench.Main(context.Background(), args, &bytes.Buffer{}, &stderr); code != 2 {
 			t.Errorf("%v: exit %d, want 2 (usage error); stderr: %s", args, code, stderr.String())

@@ -65,7 +65,12 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 		cfg.Kafka.Brokers = platform.SplitList(s)
 		return nil
 	})
-	fs.BoolVar(&cfg.ApacheKafka, "apache-kafka", false, "run the started ecosystem on Apache Kafka, started from Maven by the benchmark (test/kafka/pom.xml; needs Java and Maven), instead of its embedded broker")
+	fs.Func("broker", fmt.Sprintf("where the started ecosystem's broker runs: %s (the embedded broker in a process of its own, so its CPU is reported apart from the services'), %s (inside the services process: the all-in-one figure) or %s (Apache Kafka, started from Maven by the benchmark; needs Java and Maven) (default %s)",
+		BrokerProcess, BrokerInside, BrokerApache, cfg.Broker), func(s string) error {
+		m, err := ParseBrokerMode(s)
+		cfg.Broker = m
+		return err
+	})
 	fs.StringVar(&cfg.URL, "url", "", "Orders REST base URL of a running ecosystem (with --brokers); its stock is set to 2^30 of every product")
 	fs.StringVar(&cfg.Kafka.TopicPrefix, "topic-prefix", "", "topic and group prefix of the running ecosystem")
 	fs.StringVar(&cfg.Kafka.SchemaRegistryURL, "schema-registry", "", "schema registry of the running ecosystem, for the extra Orders instances")

@@ -30,6 +30,8 @@ type Step struct {
 	Latency Latency `json:"latency"`
 	// Resources used while the step ran; nil when they could not be read.
 	Resources *Resources `json:"resources,omitempty"`
+	// PerOrder is the step's cost per validated order: CPU and what was written to Kafka.
+	PerOrder *PerOrder `json:"perOrder,omitempty"`
 	// Pass: p99 within the limit, every order validated, none failed.
 	Pass bool `json:"pass"`
 	// Profiled: CPU profiles were taken during the step (its figures include their cost).
@@ -58,10 +60,10 @@ const (
 )
 
 // sweep runs steps at increasing rates and stops after the first that does not pass.
-func (r *runner) sweep(ctx context.Context, base string) (Throughput, error) {
+func (r *runner) sweep(ctx context.Context, svc *services) (Throughput, error) {
 	tp := Throughput{P99LimitMs: ms(r.cfg.P99Limit), MaxInFlight: r.cfg.MaxInFlight}
 	for _, rate := range r.cfg.Rates {
-		step, err := r.step(ctx, base, rate, r.cfg.StepDuration, nil)
+		step, err := r.step(ctx, svc, rate, r.cfg.StepDuration, nil)
 		if err != nil {
 			return tp, err
 		}
@@ -83,7 +85,8 @@ func (r *runner) sweep(ctx context.Context, base string) (Throughput, error) {
 
 // step starts orders at rate for d, each one POSTed and awaited to its verdict, and waits for
 // all of them. profile, when set, runs alongside and is stopped with the step.
-func (r *runner) step(ctx context.Context, base string, rate float64, d time.Duration, profile *profiler) (Step, error) {
+func (r *runner) step(ctx context.Context, svc *services, rate float64, d time.Duration, profile *profiler) (Step, error) {
+	base := svc.url
 	n := max(1, int(rate*d.Seconds()))
 	// Every step posts new ids: an id posted before would be answered from the view at once.
 	r.steps++
@@ -93,6 +96,7 @@ func (r *runner) step(ctx context.Context, base string, rate float64, d time.Dur
 	sem := make(chan struct{}, r.cfg.MaxInFlight)
 	var wg sync.WaitGroup
 
+	writes, writesErr := startWriteCounter(ctx, svc.kafka)
 	mon, monErr := r.startMonitor()
 	start := time.Now()
 	interval := float64(time.Second) / rate
@@ -150,7 +154,35 @@ schedule:
 	s.AchievedRate = round2(float64(s.Validated) / elapsed.Seconds())
 	s.Pass = s.Errors == 0 && s.Failed == 0 && s.Latency.P99Ms <= ms(r.cfg.P99Limit)
 	s.Resources = r.finishMonitor(mon, monErr)
+	s.PerOrder = r.perOrder(ctx, s, writes, writesErr)
 	return s, profErr
+}
+
+// perOrder divides the step's CPU and writes by its validated orders, once the services'
+// trailing writes (table updates, emails) have landed; nil (logged) when they could not be
+// measured.
+func (r *runner) perOrder(ctx context.Context, s Step, writes *writeCounter, startErr error) *PerOrder {
+	if startErr != nil {
+		logf(r.cfg.Logs, "writes not counted: %v", startErr)
+		return nil
+	}
+	if err := sleepCtx(ctx, time.Second); err != nil {
+		writes.client.Close()
+		return nil
+	}
+	per, err := writes.count(ctx, s.Validated)
+	if err != nil {
+		logf(r.cfg.Logs, "writes not counted: %v", err)
+		return nil
+	}
+	if res := s.Resources; res != nil && s.Validated > 0 {
+		per.ServicesCPUMs = round2(float64(res.servicesCPU.Microseconds()) / 1000 / float64(s.Validated))
+		if res.BrokerCPUCores != nil {
+			b := round2(float64(res.brokerCPU.Microseconds()) / 1000 / float64(s.Validated))
+			per.BrokerCPUMs = &b
+		}
+	}
+	return per
 }
 
 // loadOrder posts one order and awaits its verdict.

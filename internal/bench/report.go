@@ -82,6 +82,9 @@ func WriteTable(w io.Writer, res *Results) error {
 			return fmt.Errorf("write table: %w", err)
 		}
 		_, _ = fmt.Fprintf(w, "Highest rate with p99 ≤ %.0f ms: %.0f orders/s\n", tp.P99LimitMs, tp.MaxPassingRate)
+		if err := writeCosts(w, tw, tp); err != nil {
+			return err
+		}
 	}
 
 	if len(res.Reads) > 0 {
@@ -113,6 +116,46 @@ func WriteTable(w io.Writer, res *Results) error {
 		if err := tw.Flush(); err != nil {
 			return fmt.Errorf("write table: %w", err)
 		}
+	}
+	return nil
+}
+
+// writeCosts prints each step's cost per validated order, and the writes by topic of the
+// highest passing step (the first step when none passed).
+func writeCosts(w io.Writer, tw *tabwriter.Writer, tp *Throughput) error {
+	p := func(format string, args ...any) { _, _ = fmt.Fprintf(tw, format+"\n", args...) }
+	var shown *Step
+	for i := range tp.Steps {
+		if s := &tp.Steps[i]; s.PerOrder != nil && (shown == nil || s.Pass) {
+			shown = s
+		}
+	}
+	if shown == nil {
+		return nil
+	}
+	_, _ = fmt.Fprintf(w, "\nCost per validated order (CPU ms; records and bytes written to Kafka, all topics)\n")
+	p("| target/s\t services CPU\t broker CPU\t records\t bytes\t")
+	p("|---\t---\t---\t---\t---\t")
+	for _, s := range tp.Steps {
+		if c := s.PerOrder; c != nil {
+			broker := "inside services"
+			if c.BrokerCPUMs != nil {
+				broker = fmt.Sprintf("%.2f", *c.BrokerCPUMs)
+			}
+			p("| %.0f\t %.2f\t %s\t %.1f\t %.0f\t", s.TargetRate, c.ServicesCPUMs, broker, c.Records, c.Bytes)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write table: %w", err)
+	}
+	_, _ = fmt.Fprintf(w, "\nWrites by topic per validated order, step %.0f/s\n", shown.TargetRate)
+	p("| topic\t records\t bytes\t records/order\t bytes/order\t")
+	p("|---\t---\t---\t---\t---\t")
+	for _, t := range shown.PerOrder.Topics {
+		p("| %s\t %d\t %d\t %.2f\t %.0f\t", t.Topic, t.Records, t.Bytes, t.RecordsPerOrder, t.BytesPerOrder)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write table: %w", err)
 	}
 	return nil
 }

@@ -37,10 +37,13 @@ type Resources struct {
 	// is left of it after the services and the load generator, i.e. other processes.
 	MachineBusyCores float64 `json:"machineBusyCores"`
 	OtherCPUCores    float64 `json:"otherCpuCores"`
-	// BrokerCPUCores is the broker's own CPU when it runs as a process of its own (Apache
-	// Kafka, --apache-kafka); it is then not part of OtherCPUCores. With the embedded broker
-	// it is inside ServicesCPUCores and this is absent.
+	// BrokerCPUCores is the broker's own CPU when it runs as a process of its own (--broker
+	// process or apache); it is then not part of OtherCPUCores. With the broker inside the
+	// services process it is part of ServicesCPUCores and this is absent.
 	BrokerCPUCores *float64 `json:"brokerCpuCores,omitempty"`
+
+	// servicesCPU and brokerCPU are the CPU times behind the cores figures, for costs per order.
+	servicesCPU, brokerCPU time.Duration
 }
 
 // resourceMonitor measures Resources over a window: CPU counters at start and stop, RSS
@@ -118,7 +121,9 @@ func (m *resourceMonitor) finish() (Resources, error) {
 		MachineBusyCores: cores(t1.machine - m.t0.machine),
 	}
 	r.OtherCPUCores = round2(max(0, r.MachineBusyCores-r.ServicesCPUCores-r.LoadgenCPUCores))
+	r.servicesCPU = t1.services - m.t0.services
 	if m.broker != 0 {
+		r.brokerCPU = t1.broker - m.t0.broker
 		b := cores(t1.broker - m.t0.broker)
 		r.BrokerCPUCores = &b
 		r.OtherCPUCores = round2(max(0, r.OtherCPUCores-b))

@@ -39,6 +39,8 @@ const (
 	roleEcosystem = "ecosystem"
 	// roleOrders runs extra Orders instances against an existing broker, for the read test.
 	roleOrders = "orders"
+	// roleBroker runs the embedded broker alone (BrokerProcess).
+	roleBroker = "broker"
 )
 
 // readyLine is the one JSON line a service process prints on stdout once it is ready.
@@ -64,6 +66,8 @@ func ServeRole(ctx context.Context, role string, args []string, stdin io.Reader,
 		return serveEcosystem(ctx, args, stdout)
 	case roleOrders:
 		return serveOrders(ctx, args, stdout)
+	case roleBroker:
+		return serveBroker(ctx, args, stdout)
 	default:
 		return fmt.Errorf("serve role: unknown role %q in %s", role, RoleEnv)
 	}
@@ -95,6 +99,7 @@ func serveEcosystem(ctx context.Context, args []string, stdout io.Writer) error 
 	cfg.Kafka.TopicPrefix = *prefix
 	if *gokaFlush {
 		cfg.Kafka.Sarama = gokaFlushConfig(cfg.Kafka.ClientID)
+		cfg.Kafka.Producer = platform.ProducerSarama // the flush defaults are sarama's
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("serve ecosystem: %w", err)
