@@ -41,6 +41,9 @@ type Config struct {
 	Seed bool
 	// BrokerOnly runs just the broker and provisioning (for running services separately).
 	BrokerOnly bool
+	// DefaultTimeout and MaxTimeout bound the Orders long-polls, as the orders binary's flags
+	// of the same names do; zero keeps orders.DefaultConfig's.
+	DefaultTimeout, MaxTimeout time.Duration
 }
 
 // DefaultConfig returns the defaults of `go run ./cmd/ecosystem`.
@@ -75,6 +78,20 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	platform.StringVar(fs, &c.BrokerAddr, "broker-addr", "BROKER_ADDR", c.BrokerAddr, "listen address of the embedded broker")
 	platform.BoolVar(fs, &c.Seed, "seed", "SEED", c.Seed, "on first start, write sample stock and customers")
 	platform.BoolVar(fs, &c.BrokerOnly, "broker-only", "BROKER_ONLY", c.BrokerOnly, "run only the broker and topic provisioning")
+	platform.DurationVar(fs, &c.DefaultTimeout, "default-timeout", "DEFAULT_TIMEOUT", c.DefaultTimeout, "long-poll timeout when a request gives none (0: the Orders default, 10s)")
+	platform.DurationVar(fs, &c.MaxTimeout, "max-timeout", "MAX_TIMEOUT", c.MaxTimeout, "largest long-poll timeout a request may ask for (0: the Orders default, 1m)")
+}
+
+// ordersConfig is the Orders service's configuration with the long-poll bounds applied.
+func (c Config) ordersConfig() orders.Config {
+	o := orders.DefaultConfig()
+	if c.DefaultTimeout > 0 {
+		o.DefaultTimeout = c.DefaultTimeout
+	}
+	if c.MaxTimeout > 0 {
+		o.MaxTimeout = c.MaxTimeout
+	}
+	return o
 }
 
 // Validate checks the configuration.
@@ -92,6 +109,9 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("config: --data-dir is required")
 	}
+	if o := c.ordersConfig(); c.DefaultTimeout < 0 || c.MaxTimeout < 0 || o.MaxTimeout < o.DefaultTimeout {
+		return fmt.Errorf("config: need 0 < default timeout (%v) <= max timeout (%v)", o.DefaultTimeout, o.MaxTimeout)
+	}
 	return nil
 }
 
@@ -107,6 +127,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("broker_addr", c.BrokerAddr),
 		slog.Bool("seed", c.Seed),
 		slog.Bool("broker_only", c.BrokerOnly),
+		slog.Duration("default_timeout", c.DefaultTimeout),
+		slog.Duration("max_timeout", c.MaxTimeout),
 	)
 }
 
@@ -175,7 +197,7 @@ func New(ctx context.Context, cfg Config) (_ *Ecosystem, err error) {
 		c.StateDir = filepath.Join(kcfg.StateDir, name)
 		return c
 	}
-	ocfg := orders.DefaultConfig()
+	ocfg := cfg.ordersConfig()
 	ocfg.Kafka = withState("orders")
 	ocfg.HTTPAddr = cfg.HTTPAddr
 	if e.orders, err = orders.New(ctx, ocfg); err != nil {

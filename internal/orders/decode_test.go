@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDecodeOrderRejectsBadBodiesNamingTheField(t *testing.T) {
@@ -34,6 +36,9 @@ func TestDecodeOrderRejectsBadBodiesNamingTheField(t *testing.T) {
 		{"dot segment id", `{"id":"..","customerId":1,"product":"JUMPERS","quantity":1,"price":1}`, "id"},
 		{"unpaired surrogate in the id", `{"id":"a\ud800","customerId":1,"product":"JUMPERS","quantity":1,"price":1}`, "id"},
 		{"invalid UTF-8 in the id", "{\"id\":\"a\xff\",\"customerId\":1,\"product\":\"JUMPERS\",\"quantity\":1,\"price\":1}", "body"},
+		// Found by schemathesis (issue 15): null read as "left out", so a null state was CREATED.
+		{"null state", `{"id":"a","customerId":1,"state":null,"product":"JUMPERS","quantity":1,"price":1}`, "state"},
+		{"null price", `{"id":"a","customerId":1,"product":"JUMPERS","quantity":1,"price":null}`, "price"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -46,6 +51,19 @@ func TestDecodeOrderRejectsBadBodiesNamingTheField(t *testing.T) {
 				t.Fatalf("problem %+v, want 400 on field %q (err %v)", p, c.field, err)
 			}
 		})
+	}
+}
+
+// The id's limit counts characters, as the OpenAPI document's maxLength does.
+func TestDecodeOrderCountsIdCharactersNotBytes(t *testing.T) {
+	body := func(id string) string {
+		return `{"id":"` + id + `","customerId":1,"product":"JUMPERS","quantity":1,"price":1}`
+	}
+	if _, err := decodeOrder(strings.NewReader(body(strings.Repeat("ж", 256))), 4096); err != nil {
+		t.Fatalf("256 characters (512 bytes) refused: %v", err)
+	}
+	if _, err := decodeOrder(strings.NewReader(body(strings.Repeat("ж", 257))), 4096); err == nil {
+		t.Fatal("257 characters accepted")
 	}
 }
 
@@ -86,3 +104,34 @@ type nopCloser struct{ *strings.Reader }
 func (nopCloser) Close() error { return nil }
 
 func ioNopCloser(s string) nopCloser { return nopCloser{strings.NewReader(s)} }
+
+// ?timeout= is clamped to the maximum however large, as the OpenAPI document says; only what
+// is not a non-negative integer is a 400 (schemathesis sent 91375908435780190208).
+func TestTimeoutIsClampedHoweverLarge(t *testing.T) {
+	s := &Service{cfg: Config{DefaultTimeout: 10 * time.Second, MaxTimeout: time.Minute}}
+	cases := []struct {
+		query string
+		want  time.Duration
+		bad   bool
+	}{
+		{"", 10 * time.Second, false},
+		{"250", 250 * time.Millisecond, false},
+		{"120000", time.Minute, false},
+		{"9223372036854775807", time.Minute, false},
+		{"91375908435780190208", time.Minute, false},
+		{"-1", 0, true},
+		{"-91375908435780190208", 0, true},
+		{"1.5", 0, true},
+		{"ten", 0, true},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest(http.MethodGet, "/v1/orders/x?timeout="+c.query, nil)
+		if c.query == "" {
+			r = httptest.NewRequest(http.MethodGet, "/v1/orders/x", nil)
+		}
+		got, err := s.timeout(r)
+		if (err != nil) != c.bad || (!c.bad && got != c.want) {
+			t.Errorf("timeout=%s: %v, %v; want %v (bad request: %v)", c.query, got, err, c.want, c.bad)
+		}
+	}
+}

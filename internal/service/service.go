@@ -86,17 +86,30 @@ func (h *Health) failing() map[string]string {
 func (h *Health) Register(mux interface {
 	Handle(pattern string, handler http.Handler)
 }) {
-	mux.Handle("/livez", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("/livez", readOnly(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	}))
-	mux.Handle("/readyz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	})))
+	mux.Handle("/readyz", readOnly(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if failing := h.failing(); len(failing) > 0 {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failing": failing})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	}))
-	mux.Handle("/metrics", metrics.Handler())
+	})))
+	mux.Handle("/metrics", readOnly(metrics.Handler()))
+}
+
+// readOnly answers only GET and HEAD; any other method is 405 with an Allow header, as the
+// REST routes answer (schemathesis: TRACE /livez was 200).
+func readOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Handler is an http.Handler serving only /livez, /readyz and /metrics, for services without
