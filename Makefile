@@ -2,7 +2,7 @@
 GO      ?= go
 BINARIES := $(notdir $(wildcard cmd/*))
 
-.PHONY: build test test-short test-kafka lint run fmt bench bench-kafka kafka
+.PHONY: build test test-short test-kafka test-interop lint run fmt bench bench-kafka kafka
 
 build:
 	$(GO) build -o bin/ ./cmd/...
@@ -27,6 +27,20 @@ test: lint
 test-kafka: lint
 	KAFKA_BACKEND=apache $(GO) run ./test/kafka/withkafka -- $(GO) tool gotestsum --format standard-quiet -- -race -count=1 -timeout 20m ./...
 	KAFKA_BACKEND=apache ORDERSYS_RELIABILITY=short $(GO) tool gotestsum --format standard-verbose -- -race -count=1 -timeout 20m ./test/reliability/
+
+# Interoperability with clients and tools nobody here wrote (test/interop, docs/interop.md), on
+# Apache Kafka like test-kafka: Kafka's Java client and Apache Avro (Maven, test/interop/java),
+# schemathesis against the live REST API (a virtual environment pinned by
+# test/interop/requirements.txt, made on first use) and kcat (Debian's package).
+INTEROP_VENV ?= test/interop/.venv
+test-interop: $(INTEROP_VENV)/.installed
+	@command -v kcat >/dev/null || { echo "kcat is missing: apt-get install kcat"; exit 1; }
+	ORDERSYS_INTEROP=1 ORDERSYS_INTEROP_VENV=$(abspath $(INTEROP_VENV)) KAFKA_BACKEND=apache $(GO) run ./test/kafka/withkafka -- $(GO) test -count=1 -v -timeout 15m ./test/interop/
+
+$(INTEROP_VENV)/.installed: test/interop/requirements.txt
+	python3 -m venv $(INTEROP_VENV)
+	$(INTEROP_VENV)/bin/pip install -q -r test/interop/requirements.txt
+	touch $@
 
 # A local Apache Kafka for running the services against (127.0.0.1:9092, data in data/kafka,
 # kept between runs); Ctrl-C stops it.
