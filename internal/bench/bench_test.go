@@ -151,6 +151,11 @@ func checkPerOrder(t *testing.T, s bench.Step, brokerApart bool) {
 	if per["orders"] < 2 || per["order-validations"] < 3 || c.Bytes <= 0 {
 		t.Errorf("step %.0f/s: writes per order %+v: want ≥ 2 on orders, ≥ 3 on order-validations", s.TargetRate, c.Topics)
 	}
+	// The broker in its own process counts requests: every order is produced at least twice
+	// (CREATED, the decision) and read by several groups.
+	if brokerApart && (c.BrokerRequestsByAPI["Produce"] < 2 || c.BrokerRequestsByAPI["Fetch"] < 1) {
+		t.Errorf("step %.0f/s: broker requests per order %v", s.TargetRate, c.BrokerRequestsByAPI)
+	}
 }
 
 // TestBrokerInsideTheServicesProcess is the all-in-one figure: the embedded broker inside the

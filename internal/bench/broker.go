@@ -2,16 +2,19 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/ordersys/ecosystem/internal/apachekafka"
-	"github.com/ordersys/ecosystem/internal/ecosystem"
+	"github.com/ordersys/ecosystem/internal/broker"
 	"github.com/ordersys/ecosystem/internal/platform"
 )
 
@@ -47,6 +50,8 @@ type ownBroker struct {
 	pid       int
 	describe  string
 	stop      func()
+	// requests is the URL of the broker's request counts (the broker role only).
+	requests string
 }
 
 // startBroker starts the broker of cfg.Broker in dir; nil when it runs inside the services.
@@ -76,6 +81,7 @@ func (r *runner) startBroker(ctx context.Context, dir string) (*ownBroker, error
 		return &ownBroker{
 			bootstrap: proc.ready.Brokers,
 			pid:       proc.ready.PID,
+			requests:  proc.ready.Requests,
 			describe:  fmt.Sprintf("embedded (kfake) in a process of its own (%d) at %s", proc.ready.PID, strings.Join(proc.ready.Brokers, ",")),
 			stop: func() {
 				if err := proc.stop(60 * time.Second); err != nil {
@@ -88,7 +94,9 @@ func (r *runner) startBroker(ctx context.Context, dir string) (*ownBroker, error
 	}
 }
 
-// serveBroker is the broker role: the embedded broker alone, as `ecosystem --broker-only`.
+// serveBroker is the broker role: the embedded broker alone, as `ecosystem --broker-only` runs
+// it, counting the requests it is sent (served as JSON at the ready line's Requests URL). It
+// provisions nothing: each services start on it provisions its own prefixed topics.
 func serveBroker(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet(roleBroker, flag.ContinueOnError)
 	dataDir := fs.String("data-dir", "", "directory for the broker's data")
@@ -97,28 +105,52 @@ func serveBroker(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("serve broker: %w", err)
 	}
-	if _, err := platform.NewLogger(os.Stderr, "text", *logLevel); err != nil {
-		return fmt.Errorf("serve broker: %w", err)
-	}
-	cfg := ecosystem.DefaultConfig()
-	cfg.DataDir = *dataDir
-	cfg.BrokerAddr = "127.0.0.1:0"
-	cfg.BrokerOnly = true
-	cfg.Seed = false
-	cfg.Kafka.Partitions = *partitions
-	cfg.Kafka.LogLevel = *logLevel
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("serve broker: %w", err)
-	}
-	eco, err := ecosystem.New(ctx, cfg)
+	logger, err := platform.NewLogger(os.Stderr, "text", *logLevel)
 	if err != nil {
 		return fmt.Errorf("serve broker: %w", err)
 	}
-	err = eco.Run(ctx, func(i ecosystem.Info) {
-		writeReady(stdout, readyLine{Brokers: i.Brokers, PID: os.Getpid()})
-	})
+	b, err := broker.Start(broker.Options{DataDir: *dataDir, Partitions: *partitions, Logger: logger})
 	if err != nil {
 		return fmt.Errorf("serve broker: %w", err)
 	}
+	defer b.Close()
+	counts := b.CountRequests()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("serve broker: listen for request counts: %w", err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(counts())
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	writeReady(stdout, readyLine{Brokers: b.Addrs(), PID: os.Getpid(), Requests: "http://" + ln.Addr().String()})
+	<-ctx.Done()
 	return nil
+}
+
+// brokerRequests reads the broker role's request counts; nil when the broker does not count.
+func (r *runner) brokerRequests(ctx context.Context) map[string]int64 {
+	if r.broker == nil || r.broker.requests == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.broker.requests, nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := r.client.http.Do(req)
+	if err != nil {
+		logf(r.cfg.Logs, "broker request counts: %v", err)
+		return nil
+	}
+	defer resp.Body.Close()
+	var counts map[string]int64
+	if err := json.NewDecoder(resp.Body).Decode(&counts); err != nil {
+		logf(r.cfg.Logs, "broker request counts: %v", err)
+		return nil
+	}
+	return counts
 }

@@ -97,6 +97,7 @@ func (r *runner) step(ctx context.Context, svc *services, rate float64, d time.D
 	var wg sync.WaitGroup
 
 	writes, writesErr := startWriteCounter(ctx, svc.kafka)
+	requestsBefore := r.brokerRequests(ctx)
 	mon, monErr := r.startMonitor()
 	start := time.Now()
 	interval := float64(time.Second) / rate
@@ -123,6 +124,7 @@ schedule:
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	requestsAfter := r.brokerRequests(ctx)
 	var profErr error
 	if profile != nil {
 		profErr = profile.stop()
@@ -155,6 +157,9 @@ schedule:
 	s.Pass = s.Errors == 0 && s.Failed == 0 && s.Latency.P99Ms <= ms(r.cfg.P99Limit)
 	s.Resources = r.finishMonitor(mon, monErr)
 	s.PerOrder = r.perOrder(ctx, s, writes, writesErr)
+	if s.PerOrder != nil {
+		s.PerOrder.addRequests(requestsBefore, requestsAfter, s.Validated)
+	}
 	return s, profErr
 }
 

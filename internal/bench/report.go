@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
+	"strings"
 	"text/tabwriter"
 )
 
@@ -134,15 +136,18 @@ func writeCosts(w io.Writer, tw *tabwriter.Writer, tp *Throughput) error {
 		return nil
 	}
 	_, _ = fmt.Fprintf(w, "\nCost per validated order (CPU ms; records and bytes written to Kafka, all topics)\n")
-	p("| target/s\t services CPU\t broker CPU\t records\t bytes\t")
-	p("|---\t---\t---\t---\t---\t")
+	p("| target/s\t services CPU\t broker CPU\t broker requests\t records\t bytes\t")
+	p("|---\t---\t---\t---\t---\t---\t")
 	for _, s := range tp.Steps {
 		if c := s.PerOrder; c != nil {
-			broker := "inside services"
+			broker, requests := "inside services", "-"
 			if c.BrokerCPUMs != nil {
 				broker = fmt.Sprintf("%.2f", *c.BrokerCPUMs)
 			}
-			p("| %.0f\t %.2f\t %s\t %.1f\t %.0f\t", s.TargetRate, c.ServicesCPUMs, broker, c.Records, c.Bytes)
+			if c.BrokerRequestsByAPI != nil {
+				requests = fmt.Sprintf("%.1f (%s)", c.BrokerRequests, topAPIs(c.BrokerRequestsByAPI, 3))
+			}
+			p("| %.0f\t %.2f\t %s\t %s\t %.1f\t %.0f\t", s.TargetRate, c.ServicesCPUMs, broker, requests, c.Records, c.Bytes)
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -158,6 +163,25 @@ func writeCosts(w io.Writer, tw *tabwriter.Writer, tp *Throughput) error {
 		return fmt.Errorf("write table: %w", err)
 	}
 	return nil
+}
+
+// topAPIs names the n APIs with the most requests per order, with their counts.
+func topAPIs(byAPI map[string]float64, n int) string {
+	apis := make([]string, 0, len(byAPI))
+	for api := range byAPI {
+		apis = append(apis, api)
+	}
+	sort.Slice(apis, func(i, j int) bool {
+		if byAPI[apis[i]] != byAPI[apis[j]] {
+			return byAPI[apis[i]] > byAPI[apis[j]]
+		}
+		return apis[i] < apis[j]
+	})
+	parts := make([]string, 0, n)
+	for _, api := range apis[:min(n, len(apis))] {
+		parts = append(parts, fmt.Sprintf("%s %.1f", api, byAPI[api]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // resourceCells formats the CPU figures of a window, "-" when not measured.

@@ -49,6 +49,8 @@ type readyLine struct {
 	Brokers []string `json:"brokers"` // bootstrap addresses
 	Pprof   string   `json:"pprof"`   // host:port of net/http/pprof
 	PID     int      `json:"pid"`
+	// Requests is the broker role's URL of its request counts (JSON, by API name).
+	Requests string `json:"requests,omitempty"`
 }
 
 // ServeRole runs the service process role (the value of RoleEnv) until ctx ends or stdin is

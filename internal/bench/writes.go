@@ -26,6 +26,27 @@ type PerOrder struct {
 	Records float64       `json:"records"`
 	Bytes   float64       `json:"bytes"`
 	Topics  []TopicWrites `json:"topics,omitempty"`
+	// BrokerRequests is what the broker was sent per validated order (every client of the
+	// services and of the load generator's own Kafka client), by API and in all; only when the
+	// broker counts them (the embedded broker in its own process).
+	BrokerRequests      float64            `json:"brokerRequests,omitempty"`
+	BrokerRequestsByAPI map[string]float64 `json:"brokerRequestsByApi,omitempty"`
+}
+
+// addRequests divides the requests counted between before and after by validated.
+func (p *PerOrder) addRequests(before, after map[string]int64, validated int) {
+	if before == nil || after == nil || validated == 0 {
+		return
+	}
+	p.BrokerRequestsByAPI = map[string]float64{}
+	var total int64
+	for api, n := range after {
+		if d := n - before[api]; d > 0 {
+			p.BrokerRequestsByAPI[api] = round2(float64(d) / float64(validated))
+			total += d
+		}
+	}
+	p.BrokerRequests = round2(float64(total) / float64(validated))
 }
 
 // TopicWrites is what one topic received during a step.

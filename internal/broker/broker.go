@@ -7,11 +7,14 @@ package broker
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Options configures the embedded broker.
@@ -121,4 +124,24 @@ func (k kfakeLogger) Logf(level kfake.LogLevel, msg string, args ...any) {
 		return
 	}
 	k.l.Warn(text, slog.String("component", "broker"))
+}
+
+// CountRequests makes the broker count every request it is sent, by API name ("Produce",
+// "Fetch", ...), and returns a function reading the counts so far; the benchmark divides them
+// by the orders validated. Counting observes only: every request is still handled as usual.
+func (b *Broker) CountRequests() func() map[string]int64 {
+	var mu sync.Mutex
+	counts := map[string]int64{}
+	b.cluster.Control(func(req kmsg.Request) (kmsg.Response, error, bool) {
+		name := kmsg.NameForKey(req.Key())
+		mu.Lock()
+		counts[name]++
+		mu.Unlock()
+		return nil, nil, false
+	})
+	return func() map[string]int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(counts)
+	}
 }

@@ -120,3 +120,41 @@ func TestTablesKeepOldRecordsStreamsExpire(t *testing.T) {
 		t.Errorf("%s starts at offset %d, want 1: its week-old record is past the 7-day retention", stream, o.Offset)
 	}
 }
+
+// The request counter sees every request by API name and changes nothing: the records still
+// arrive.
+func TestCountRequestsObservesWithoutHandling(t *testing.T) {
+	b, err := broker.Start(broker.Options{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	counts := b.CountRequests()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics("t"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "t", Value: []byte{byte(i)}}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := 0
+	for got < 3 {
+		got += cl.PollFetches(ctx).NumRecords()
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of 3 records", got)
+		}
+	}
+	c := counts()
+	if c["Produce"] != 3 || c["Fetch"] == 0 || c["Metadata"] == 0 {
+		t.Fatalf("counts %v: want 3 Produce, some Fetch and Metadata", c)
+	}
+}
