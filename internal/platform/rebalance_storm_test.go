@@ -3,7 +3,6 @@ package platform_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,47 +19,28 @@ import (
 	"github.com/ordersys/ecosystem/internal/platform"
 )
 
-// genRecorder sees every session's generation.
-type genRecorder struct {
-	mu   sync.Mutex
-	gens []int32
-}
-
-func (r *genRecorder) builder(base goka.ConsumerGroupBuilder) goka.ConsumerGroupBuilder {
-	return func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
-		cg, err := base(brokers, group, clientID)
-		if err != nil {
-			return nil, err
-		}
-		return &genGroup{ConsumerGroup: cg, r: r}, nil
+// ownNamespace provisions a fresh namespace on b, for tests that need kfake's controls and so
+// a broker of their own rather than the shared harness broker.
+func ownNamespace(t *testing.T, b *broker.Broker, name string) (platform.Config, *kgo.Client) {
+	t.Helper()
+	cfg := platform.DefaultConfig()
+	cfg.Brokers = b.Addrs()
+	cfg.Partitions = 4
+	cfg.Replication = 1
+	cfg.StateDir = t.TempDir()
+	cfg.TopicPrefix = fmt.Sprintf("%s%d-", name, time.Now().UnixNano())
+	cfg.ClientID = "test"
+	cl, err := kgo.NewClient(platform.ClientOptions(cfg)...)
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-type genGroup struct {
-	sarama.ConsumerGroup
-	r *genRecorder
-}
-
-func (g *genGroup) Consume(ctx context.Context, topics []string, h sarama.ConsumerGroupHandler) error {
-	return g.ConsumerGroup.Consume(ctx, topics, &genHandler{ConsumerGroupHandler: h, r: g.r})
-}
-
-type genHandler struct {
-	sarama.ConsumerGroupHandler
-	r *genRecorder
-}
-
-func (h *genHandler) Setup(s sarama.ConsumerGroupSession) error {
-	h.r.mu.Lock()
-	h.r.gens = append(h.r.gens, s.GenerationID())
-	h.r.mu.Unlock()
-	return h.ConsumerGroupHandler.Setup(s)
-}
-
-func (r *genRecorder) snapshot() []int32 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]int32(nil), r.gens...)
+	t.Cleanup(cl.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := platform.Provision(ctx, kadm.NewClient(cl), cfg.Names(), cfg.Partitions, 1); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, cl
 }
 
 // One partition whose consumer cannot start (ListOffsets answers NOT_LEADER_OR_FOLLOWER, as for
@@ -78,24 +58,8 @@ func TestAPartitionThatCannotStartDoesNotStormTheGroup(t *testing.T) {
 
 	for _, variant := range []string{"continuousGroup", "goka's plain sarama group (before)"} {
 		t.Run(variant, func(t *testing.T) {
-			cfg := platform.DefaultConfig()
-			cfg.Brokers = b.Addrs()
-			cfg.Partitions = 4
-			cfg.Replication = 1
-			cfg.StateDir = t.TempDir()
-			cfg.TopicPrefix = fmt.Sprintf("storm%d-", time.Now().UnixNano())
-			cfg.ClientID = "review"
+			cfg, _ := ownNamespace(t, b, "storm")
 			names := cfg.Names()
-			cl, err := kgo.NewClient(platform.ClientOptions(cfg)...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cl.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			if _, err := platform.Provision(ctx, kadm.NewClient(cl), names, cfg.Partitions, 1); err != nil {
-				t.Fatal(err)
-			}
 			topic := string(names.Stream(platform.TopicOrders))
 
 			var failing atomic.Bool
@@ -122,7 +86,7 @@ func TestAPartitionThatCannotStartDoesNotStormTheGroup(t *testing.T) {
 			})
 
 			g := platform.NewGoka(cfg)
-			rec := &genRecorder{}
+			rec := &sessionCounter{}
 			if variant == "continuousGroup" {
 				g.ConsumerGroupBuilder = rec.builder(g.SaramaConsumerGroupBuilder())
 			} else {
@@ -143,7 +107,7 @@ func TestAPartitionThatCannotStartDoesNotStormTheGroup(t *testing.T) {
 			const window = 4 * time.Second
 			time.Sleep(window)
 			failing.Store(false)
-			gens := rec.snapshot()
+			gens := rec.generations()
 			stop()
 			<-done
 			t.Logf("%s: %d sessions in %v while one partition could not start; generations %v", variant, len(gens), window, gens)
@@ -174,24 +138,10 @@ func TestFailureInALaterSessionStillStopsTheProcessor(t *testing.T) {
 	cluster := b.Cluster()
 	for _, mode := range []string{"emit fails", "ctx.Fail"} {
 		t.Run(mode, func(t *testing.T) {
-			cfg := platform.DefaultConfig()
-			cfg.Brokers = b.Addrs()
-			cfg.Partitions = 4
-			cfg.Replication = 1
-			cfg.StateDir = t.TempDir()
-			cfg.TopicPrefix = fmt.Sprintf("later%d-", time.Now().UnixNano())
-			cfg.ClientID = "review"
+			cfg, cl := ownNamespace(t, b, "later")
 			names := cfg.Names()
-			cl, err := kgo.NewClient(platform.ClientOptions(cfg)...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cl.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			if _, err := platform.Provision(ctx, kadm.NewClient(cl), names, cfg.Partitions, 1); err != nil {
-				t.Fatal(err)
-			}
 			in := names.Stream(platform.TopicOrders)
 			out := names.Stream(platform.TopicDeadLetters)
 			graph := goka.DefineGroup(goka.Group(cfg.TopicPrefix+"later"),
@@ -206,7 +156,7 @@ func TestFailureInALaterSessionStillStopsTheProcessor(t *testing.T) {
 				}),
 				goka.Output(out, new(codec.Bytes)))
 			g := platform.NewGoka(cfg)
-			rec := &genRecorder{}
+			rec := &sessionCounter{}
 			g.ConsumerGroupBuilder = rec.builder(g.SaramaConsumerGroupBuilder())
 			p, err := g.NewProcessor(graph)
 			if err != nil {
@@ -215,7 +165,7 @@ func TestFailureInALaterSessionStillStopsTheProcessor(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- p.Run(context.Background()) }()
 			deadline := time.Now().Add(30 * time.Second)
-			for len(rec.snapshot()) < 1 && time.Now().Before(deadline) {
+			for len(rec.generations()) < 1 && time.Now().Before(deadline) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			// End session 1 without an error: the next heartbeat answers REBALANCE_IN_PROGRESS.
@@ -224,10 +174,10 @@ func TestFailureInALaterSessionStillStopsTheProcessor(t *testing.T) {
 				resp.ErrorCode = kerr.RebalanceInProgress.Code
 				return resp, nil, true
 			})
-			for len(rec.snapshot()) < 2 && time.Now().Before(deadline) {
+			for len(rec.generations()) < 2 && time.Now().Before(deadline) {
 				time.Sleep(20 * time.Millisecond)
 			}
-			if n := len(rec.snapshot()); n < 2 {
+			if n := len(rec.generations()); n < 2 {
 				t.Fatalf("only %d sessions", n)
 			}
 			time.Sleep(500 * time.Millisecond)
@@ -237,12 +187,12 @@ func TestFailureInALaterSessionStillStopsTheProcessor(t *testing.T) {
 			}
 			select {
 			case err := <-done:
-				t.Logf("sessions %v; Run returned: %.300v", rec.snapshot(), err)
+				t.Logf("sessions %v; Run returned: %.300v", rec.generations(), err)
 				if err == nil {
 					t.Fatal("processor ended without an error")
 				}
 			case <-time.After(90 * time.Second):
-				t.Fatalf("sessions %v: processor kept running after a failure in a later session", rec.snapshot())
+				t.Fatalf("sessions %v: processor kept running after a failure in a later session", rec.generations())
 			}
 		})
 	}

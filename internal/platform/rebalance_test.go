@@ -17,9 +17,20 @@ import (
 	"github.com/ordersys/ecosystem/internal/platform/kafkatest"
 )
 
-// sessionCounter sees every Consume call goka makes and every session sarama starts under it.
+// sessionCounter sees every Consume call goka makes and every session sarama starts under it,
+// with its generation.
 type sessionCounter struct {
 	consumes, setups atomic.Int32
+
+	mu   sync.Mutex
+	gens []int32
+}
+
+// generations lists the generations of the sessions so far, in order.
+func (c *sessionCounter) generations() []int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]int32(nil), c.gens...)
 }
 
 func (c *sessionCounter) builder(base goka.ConsumerGroupBuilder) goka.ConsumerGroupBuilder {
@@ -49,6 +60,9 @@ type countedHandler struct {
 
 func (h *countedHandler) Setup(s sarama.ConsumerGroupSession) error {
 	h.c.setups.Add(1)
+	h.c.mu.Lock()
+	h.c.gens = append(h.c.gens, s.GenerationID())
+	h.c.mu.Unlock()
 	return h.ConsumerGroupHandler.Setup(s)
 }
 

@@ -20,7 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/ordersys/ecosystem/internal/domain"
-	"github.com/ordersys/ecosystem/internal/ecosystem"
+	"github.com/ordersys/ecosystem/internal/ecosystem/ecotest"
 	"github.com/ordersys/ecosystem/internal/orders"
 	"github.com/ordersys/ecosystem/internal/platform"
 	"github.com/ordersys/ecosystem/internal/platform/kafkatest"
@@ -31,35 +31,7 @@ import (
 // REST base URL once every service is ready.
 func start(t *testing.T, env *kafkatest.Env) string {
 	t.Helper()
-	cfg := ecosystem.DefaultConfig()
-	cfg.Kafka = env.Config
-	cfg.Kafka.StateDir = t.TempDir()
-	cfg.DataDir = t.TempDir()
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.Seed = false
-	eco, err := ecosystem.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan ecosystem.Info, 1)
-	done := make(chan error, 1)
-	go func() { done <- eco.Run(ctx, func(i ecosystem.Info) { ready <- i }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ecosystem: %v", err)
-		}
-	})
-	select {
-	case i := <-ready:
-		return "http://" + i.HTTPAddr
-	case err := <-done:
-		t.Fatalf("ecosystem stopped before it was ready: %v", err)
-	case <-time.After(90 * time.Second):
-		t.Fatalf("ecosystem not ready after 90 s: %v", eco.OrdersHealth().Ready())
-	}
-	return ""
+	return ecotest.Start(t, env).URL
 }
 
 func setStock(t *testing.T, env *kafkatest.Env, stock map[domain.Product]int32) {

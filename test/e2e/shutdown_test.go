@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,7 +8,7 @@ import (
 	"time"
 
 	"github.com/ordersys/ecosystem/internal/domain"
-	"github.com/ordersys/ecosystem/internal/ecosystem"
+	"github.com/ordersys/ecosystem/internal/ecosystem/ecotest"
 	"github.com/ordersys/ecosystem/internal/platform"
 	"github.com/ordersys/ecosystem/internal/platform/kafkatest"
 )
@@ -21,30 +20,8 @@ import (
 func TestShutdownValidatesWhileOrdersDrains(t *testing.T) {
 	env := kafkatest.New(t, kafkatest.Options{Partitions: 4})
 	setStock(t, env, map[domain.Product]int32{domain.Jumpers: 10, domain.Underpants: 10})
-	cfg := ecosystem.DefaultConfig()
-	cfg.Kafka = env.Config
-	cfg.Kafka.StateDir = t.TempDir()
-	cfg.DataDir = t.TempDir()
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.Seed = false
-	eco, err := ecosystem.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan ecosystem.Info, 1)
-	done := make(chan error, 1)
-	go func() { done <- eco.Run(ctx, func(i ecosystem.Info) { ready <- i }) }()
-	var base string
-	select {
-	case i := <-ready:
-		base = "http://" + i.HTTPAddr
-	case err := <-done:
-		t.Fatalf("ecosystem stopped before it was ready: %v", err)
-	case <-time.After(90 * time.Second):
-		t.Fatal("ecosystem not ready after 90 s")
-	}
+	eco := ecotest.Start(t, env)
+	base := eco.URL
 
 	type answer struct {
 		status int
@@ -63,7 +40,7 @@ func TestShutdownValidatesWhileOrdersDrains(t *testing.T) {
 		answered <- answer{status: resp.StatusCode, body: body}
 	}()
 	time.Sleep(500 * time.Millisecond) // the GET is waiting
-	cancel()
+	eco.Shutdown()
 	time.Sleep(200 * time.Millisecond) // shutdown has begun
 	o := referenceOrder(1)
 	o.ID = "drain-1"
@@ -78,7 +55,7 @@ func TestShutdownValidatesWhileOrdersDrains(t *testing.T) {
 	if a.err != nil || a.status != http.StatusOK || json.Unmarshal(a.body, &got) != nil || got.State != domain.OrderValidated {
 		t.Fatalf("GET …/validated waiting through shutdown: %d %s %v, want 200 VALIDATED", a.status, a.body, a.err)
 	}
-	if err := <-done; err != nil {
+	if err := eco.Wait(); err != nil {
 		t.Fatalf("ecosystem: %v", err)
 	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/ordersys/ecosystem/internal/domain"
 	"github.com/ordersys/ecosystem/internal/ecosystem"
+	"github.com/ordersys/ecosystem/internal/ecosystem/ecotest"
 	"github.com/ordersys/ecosystem/internal/platform"
 	"github.com/ordersys/ecosystem/internal/platform/kafkatest"
 	"github.com/ordersys/ecosystem/internal/sampledata"
@@ -91,38 +92,23 @@ func javaPeer(t *testing.T, args ...string) []string {
 // given, adjusts the configuration first.
 func startEcosystem(t *testing.T, env *kafkatest.Env, tune ...func(*ecosystem.Config)) string {
 	t.Helper()
-	cfg := ecosystem.DefaultConfig()
-	for _, f := range tune {
-		f(&cfg)
+	return ecotest.Start(t, env, tune...).URL
+}
+
+// stockedEnv is a provisioned 6-partition namespace with units of every product in stock.
+func stockedEnv(t *testing.T, units int32) *kafkatest.Env {
+	t.Helper()
+	env := kafkatest.New(t, kafkatest.Options{Partitions: 6})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stock := map[domain.Product]int32{}
+	for _, p := range domain.Products {
+		stock[p] = units
 	}
-	cfg.Kafka = env.Config
-	cfg.Kafka.StateDir = t.TempDir()
-	cfg.DataDir = t.TempDir()
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.Seed = false
-	eco, err := ecosystem.New(context.Background(), cfg)
-	if err != nil {
+	if err := sampledata.SetStock(ctx, env.Client, env.Names, stock); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan ecosystem.Info, 1)
-	done := make(chan error, 1)
-	go func() { done <- eco.Run(ctx, func(i ecosystem.Info) { ready <- i }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ecosystem: %v", err)
-		}
-	})
-	select {
-	case i := <-ready:
-		return "http://" + i.HTTPAddr
-	case err := <-done:
-		t.Fatalf("ecosystem stopped before it was ready: %v", err)
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("ecosystem not ready after 2 min: %v", eco.OrdersHealth().Ready())
-	}
-	return ""
+	return env
 }
 
 // interopKeys are 10,000 keys of the kinds clients send: reference-style numeric ids, UUID-like
@@ -309,12 +295,7 @@ func (a avroOrder) order() domain.Order {
 // POSTed and its last record what the REST API answered.
 func TestJavaAvroConsumerReadsWhatTheAPIAnswered(t *testing.T) {
 	needPeers(t)
-	env := kafkatest.New(t, kafkatest.Options{Partitions: 6})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := sampledata.SetStock(ctx, env.Client, env.Names, map[domain.Product]int32{domain.Jumpers: 100, domain.Underpants: 100, domain.Stockings: 100}); err != nil {
-		t.Fatal(err)
-	}
+	env := stockedEnv(t, 100)
 	base := startEcosystem(t, env)
 	orders := interopOrders("java")
 	answered := postOrders(t, base, orders)
@@ -374,12 +355,7 @@ func venv(t *testing.T) string {
 // operation.
 func TestSchemathesisFindsNothingOutsideTheContract(t *testing.T) {
 	needPeers(t)
-	env := kafkatest.New(t, kafkatest.Options{Partitions: 6})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := sampledata.SetStock(ctx, env.Client, env.Names, map[domain.Product]int32{domain.Jumpers: 1000, domain.Underpants: 1000, domain.Stockings: 1000}); err != nil {
-		t.Fatal(err)
-	}
+	env := stockedEnv(t, 1000)
 	// Long-polls for ids schemathesis makes up end in a second (504, the documented timeout),
 	// not in the default 10 s.
 	base := startEcosystem(t, env, func(c *ecosystem.Config) { c.DefaultTimeout, c.MaxTimeout = 500*time.Millisecond, time.Second })
@@ -423,12 +399,7 @@ func TestKcatListsTopicsAndReadsOrders(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kcat not installed (make test-interop installs it): %v", err)
 	}
-	env := kafkatest.New(t, kafkatest.Options{Partitions: 6})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := sampledata.SetStock(ctx, env.Client, env.Names, map[domain.Product]int32{domain.Jumpers: 100, domain.Underpants: 100, domain.Stockings: 100}); err != nil {
-		t.Fatal(err)
-	}
+	env := stockedEnv(t, 100)
 	base := startEcosystem(t, env)
 	orders := interopOrders("kcat")
 	postOrders(t, base, orders)
