@@ -68,6 +68,9 @@ func WriteTable(w io.Writer, res *Results) error {
 			rss := "-"
 			if r := s.Resources; r != nil {
 				rss = fmt.Sprintf("%.0f", r.ServicesRSSPeakMiB)
+				if r.BrokerRSSPeakMiB != nil {
+					rss += fmt.Sprintf(" (broker %.0f)", *r.BrokerRSSPeakMiB)
+				}
 			}
 			l := s.Latency
 			p("| %.0f%s\t %d\t %.0f\t %d\t %d/%d\t %.2f\t %.2f\t %.2f\t %.2f\t %.2f\t %s\t %s\t %s\t %s\t %s\t",

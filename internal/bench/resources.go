@@ -41,6 +41,11 @@ type Resources struct {
 	// process or apache); it is then not part of OtherCPUCores. With the broker inside the
 	// services process it is part of ServicesCPUCores and this is absent.
 	BrokerCPUCores *float64 `json:"brokerCpuCores,omitempty"`
+	// BrokerRSSPeakMiB and BrokerRSSEndMiB are the broker process's resident set, sampled with
+	// the services', when it runs apart (the embedded broker keeps records in memory until
+	// compaction or retention drops them).
+	BrokerRSSPeakMiB *float64 `json:"brokerRssPeakMiB,omitempty"`
+	BrokerRSSEndMiB  *float64 `json:"brokerRssEndMiB,omitempty"`
 
 	// servicesCPU and brokerCPU are the CPU times behind the cores figures, for costs per order.
 	servicesCPU, brokerCPU time.Duration
@@ -62,7 +67,9 @@ type resourceMonitor struct {
 	mu      sync.Mutex
 	peakRSS int64
 	lastRSS int64
-	err     error
+	// brokerPeakRSS and brokerLastRSS are the broker process's, when it runs apart.
+	brokerPeakRSS, brokerLastRSS int64
+	err                          error
 }
 
 // cpuCounters are the cumulative CPU times read at one instant.
@@ -132,6 +139,10 @@ func (m *resourceMonitor) finish() (Resources, error) {
 		r.ServicesRSSPeakMiB = round2(float64(m.peakRSS) / (1 << 20))
 		r.ServicesRSSEndMiB = round2(float64(m.lastRSS) / (1 << 20))
 	}
+	if m.broker != 0 {
+		peak, end := round2(float64(m.brokerPeakRSS)/(1<<20)), round2(float64(m.brokerLastRSS)/(1<<20))
+		r.BrokerRSSPeakMiB, r.BrokerRSSEndMiB = &peak, &end
+	}
 	return r, nil
 }
 
@@ -160,15 +171,17 @@ func (m *resourceMonitor) read() (cpuCounters, error) {
 }
 
 func (m *resourceMonitor) sampleRSS() {
-	if len(m.pids) == 0 {
-		return
-	}
-	var rss int64
+	var rss, brokerRSS int64
 	var err error
 	for _, pid := range m.pids {
 		n, perr := processRSS(pid)
 		rss += n
 		err = cmp.Or(err, perr)
+	}
+	if m.broker != 0 {
+		var berr error
+		brokerRSS, berr = processRSS(m.broker)
+		err = cmp.Or(err, berr)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -180,6 +193,8 @@ func (m *resourceMonitor) sampleRSS() {
 	}
 	m.lastRSS = rss
 	m.peakRSS = max(m.peakRSS, rss)
+	m.brokerLastRSS = brokerRSS
+	m.brokerPeakRSS = max(m.brokerPeakRSS, brokerRSS)
 }
 
 // processCPU reads utime+stime of every thread of pid from /proc/<pid>/stat.
