@@ -95,7 +95,8 @@ func (r *runner) startBroker(ctx context.Context, dir string) (*ownBroker, error
 }
 
 // serveBroker is the broker role: the embedded broker alone, as `ecosystem --broker-only` runs
-// it, counting the requests it is sent (served as JSON at the ready line's Requests URL). It
+// it, counting the requests it is sent and the bytes produced (broker.Counts, served as JSON at
+// the ready line's Requests URL). It
 // provisions nothing: each services start on it provisions its own prefixed topics.
 func serveBroker(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet(roleBroker, flag.ContinueOnError)
@@ -130,8 +131,8 @@ func serveBroker(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-// brokerRequests reads the broker role's request counts; nil when the broker does not count.
-func (r *runner) brokerRequests(ctx context.Context) map[string]int64 {
+// brokerCounts reads the broker role's counts; nil when the broker does not count.
+func (r *runner) brokerCounts(ctx context.Context) *broker.Counts {
 	if r.broker == nil || r.broker.requests == "" {
 		return nil
 	}
@@ -143,14 +144,14 @@ func (r *runner) brokerRequests(ctx context.Context) map[string]int64 {
 	}
 	resp, err := r.client.http.Do(req)
 	if err != nil {
-		logf(r.cfg.Logs, "broker request counts: %v", err)
+		logf(r.cfg.Logs, "broker counts: %v", err)
 		return nil
 	}
 	defer resp.Body.Close()
-	var counts map[string]int64
-	if err := json.NewDecoder(resp.Body).Decode(&counts); err != nil {
-		logf(r.cfg.Logs, "broker request counts: %v", err)
+	var c broker.Counts
+	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
+		logf(r.cfg.Logs, "broker counts: %v", err)
 		return nil
 	}
-	return counts
+	return &c
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ordersys/ecosystem/internal/broker"
 	"github.com/ordersys/ecosystem/internal/domain"
 )
 
@@ -97,7 +98,7 @@ func (r *runner) step(ctx context.Context, svc *services, rate float64, d time.D
 	var wg sync.WaitGroup
 
 	writes, writesErr := startWriteCounter(ctx, svc.kafka)
-	requestsBefore := r.brokerRequests(ctx)
+	countsBefore := r.brokerCounts(ctx)
 	mon, monErr := r.startMonitor()
 	start := time.Now()
 	interval := float64(time.Second) / rate
@@ -124,7 +125,6 @@ schedule:
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	requestsAfter := r.brokerRequests(ctx)
 	var profErr error
 	if profile != nil {
 		profErr = profile.stop()
@@ -156,17 +156,14 @@ schedule:
 	s.AchievedRate = round2(float64(s.Validated) / elapsed.Seconds())
 	s.Pass = s.Errors == 0 && s.Failed == 0 && s.Latency.P99Ms <= ms(r.cfg.P99Limit)
 	s.Resources = r.finishMonitor(mon, monErr)
-	s.PerOrder = r.perOrder(ctx, s, writes, writesErr)
-	if s.PerOrder != nil {
-		s.PerOrder.addRequests(requestsBefore, requestsAfter, s.Validated)
-	}
+	s.PerOrder = r.perOrder(ctx, s, writes, writesErr, countsBefore)
 	return s, profErr
 }
 
 // perOrder divides the step's CPU and writes by its validated orders, once the services'
 // trailing writes (table updates, emails) have landed; nil (logged) when they could not be
 // measured.
-func (r *runner) perOrder(ctx context.Context, s Step, writes *writeCounter, startErr error) *PerOrder {
+func (r *runner) perOrder(ctx context.Context, s Step, writes *writeCounter, startErr error, countsBefore *broker.Counts) *PerOrder {
 	if startErr != nil {
 		logf(r.cfg.Logs, "writes not counted: %v", startErr)
 		return nil
@@ -175,10 +172,20 @@ func (r *runner) perOrder(ctx context.Context, s Step, writes *writeCounter, sta
 		writes.client.Close()
 		return nil
 	}
-	per, err := writes.count(ctx, s.Validated)
+	// The broker's own counts, when it keeps them, give the bytes as produced (the table topics
+	// may be compacted by the time they are read back) and the requests.
+	countsAfter := r.brokerCounts(ctx)
+	var produced map[string]int64
+	if countsBefore != nil && countsAfter != nil {
+		produced = writes.producedSince(ctx, countsBefore.ProducedBytes, countsAfter.ProducedBytes)
+	}
+	per, err := writes.count(ctx, s.Validated, produced)
 	if err != nil {
 		logf(r.cfg.Logs, "writes not counted: %v", err)
 		return nil
+	}
+	if countsBefore != nil && countsAfter != nil {
+		per.addRequests(countsBefore.Requests, countsAfter.Requests, s.Validated)
 	}
 	if res := s.Resources; res != nil && s.Validated > 0 {
 		per.ServicesCPUMs = round2(float64(res.servicesCPU.Microseconds()) / 1000 / float64(s.Validated))

@@ -20,7 +20,8 @@ import (
 type PerOrder struct {
 	ServicesCPUMs float64  `json:"servicesCpuMs"`
 	BrokerCPUMs   *float64 `json:"brokerCpuMs,omitempty"`
-	// Records and Bytes are written to Kafka per validated order over every topic; Bytes are
+	// Records and Bytes are written to Kafka per validated order over every topic. Bytes are
+	// the record batches as produced when the broker counts them (its own process), else the
 	// keys, values and headers of the records still readable (compaction may have removed
 	// some of a table topic's, which the offsets still count as records).
 	Records float64       `json:"records"`
@@ -102,9 +103,36 @@ func (w *writeCounter) endOffsets(ctx context.Context) (map[string]map[int32]int
 	return out, nil
 }
 
-// count reads what every topic received since the start and divides it by the validated
-// orders. It reads the records themselves to size them, after the measured window.
-func (w *writeCounter) count(ctx context.Context, validated int) (*PerOrder, error) {
+// producedSince is the bytes produced to each topic between two broker counts, by topic name
+// (counts keyed by topic id are resolved through the metadata); nil when it cannot tell.
+func (w *writeCounter) producedSince(ctx context.Context, before, after map[string]int64) map[string]int64 {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	topics, err := kadm.NewClient(w.client).ListTopics(ctx)
+	if err != nil {
+		return nil
+	}
+	names := map[string]string{}
+	for _, td := range topics {
+		names["id:"+td.ID.String()] = td.Topic
+	}
+	out := map[string]int64{}
+	for key, n := range after {
+		name := key
+		if strings.HasPrefix(key, "id:") {
+			if name = names[key]; name == "" {
+				continue // a topic deleted since
+			}
+		}
+		out[name] += n - before[key]
+	}
+	return out
+}
+
+// count divides what every topic received since the start by the validated orders: records
+// from the end offsets; bytes from produced (by topic, as the broker counted them) or, when
+// nil, by reading the records back and sizing them, after the measured window.
+func (w *writeCounter) count(ctx context.Context, validated int, produced map[string]int64) (*PerOrder, error) {
 	defer w.client.Close()
 	after, err := w.endOffsets(ctx)
 	if err != nil {
@@ -129,7 +157,12 @@ func (w *writeCounter) count(ctx context.Context, validated int) (*PerOrder, err
 			byTopic[topic].Records += end - start
 		}
 	}
-	if len(ranges) > 0 {
+	switch {
+	case produced != nil:
+		for topic, t := range byTopic {
+			t.Bytes = produced[topic]
+		}
+	case len(ranges) > 0:
 		if err := w.sizeRecords(ctx, ranges, want, byTopic); err != nil {
 			return nil, err
 		}

@@ -5,6 +5,7 @@
 package broker
 
 import (
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -126,22 +127,44 @@ func (k kfakeLogger) Logf(level kfake.LogLevel, msg string, args ...any) {
 	k.l.Warn(text, slog.String("component", "broker"))
 }
 
-// CountRequests makes the broker count every request it is sent, by API name ("Produce",
-// "Fetch", ...), and returns a function reading the counts so far; the benchmark divides them
-// by the orders validated. Counting observes only: every request is still handled as usual.
-func (b *Broker) CountRequests() func() map[string]int64 {
+// Counts are what CountRequests has seen so far.
+type Counts struct {
+	// Requests counts requests by API name ("Produce", "Fetch", ...).
+	Requests map[string]int64 `json:"requests"`
+	// ProducedBytes sums, by topic, the record batches produced to it as they came over the
+	// wire: keys, values, headers and the batches' own framing. Produce v13+ names a topic by
+	// its id only: such topics are keyed "id:" + the id in standard base64 (as kadm prints a
+	// TopicID), for the reader to resolve.
+	ProducedBytes map[string]int64 `json:"producedBytes"`
+}
+
+// CountRequests makes the broker count every request it is sent, by API name, and the bytes
+// produced to each topic, and returns a function reading the counts so far; the benchmark
+// divides them by the orders validated. Counting observes only: every request is still
+// handled as usual.
+func (b *Broker) CountRequests() func() Counts {
 	var mu sync.Mutex
-	counts := map[string]int64{}
+	c := Counts{Requests: map[string]int64{}, ProducedBytes: map[string]int64{}}
 	b.cluster.Control(func(req kmsg.Request) (kmsg.Response, error, bool) {
-		name := kmsg.NameForKey(req.Key())
-		mu.Lock()
-		counts[name]++
-		mu.Unlock()
-		return nil, nil, false
-	})
-	return func() map[string]int64 {
 		mu.Lock()
 		defer mu.Unlock()
-		return maps.Clone(counts)
+		c.Requests[kmsg.NameForKey(req.Key())]++
+		if p, ok := req.(*kmsg.ProduceRequest); ok {
+			for _, t := range p.Topics {
+				name := t.Topic
+				if name == "" {
+					name = "id:" + base64.StdEncoding.EncodeToString(t.TopicID[:])
+				}
+				for _, part := range t.Partitions {
+					c.ProducedBytes[name] += int64(len(part.Records))
+				}
+			}
+		}
+		return nil, nil, false
+	})
+	return func() Counts {
+		mu.Lock()
+		defer mu.Unlock()
+		return Counts{Requests: maps.Clone(c.Requests), ProducedBytes: maps.Clone(c.ProducedBytes)}
 	}
 }

@@ -121,8 +121,8 @@ func TestTablesKeepOldRecordsStreamsExpire(t *testing.T) {
 	}
 }
 
-// The request counter sees every request by API name and changes nothing: the records still
-// arrive.
+// The request counter sees every request by API name and the bytes produced by topic, and
+// changes nothing: the records still arrive.
 func TestCountRequestsObservesWithoutHandling(t *testing.T) {
 	b, err := broker.Start(broker.Options{Partitions: 1})
 	if err != nil {
@@ -154,7 +154,16 @@ func TestCountRequestsObservesWithoutHandling(t *testing.T) {
 		}
 	}
 	c := counts()
-	if c["Produce"] != 3 || c["Fetch"] == 0 || c["Metadata"] == 0 {
-		t.Fatalf("counts %v: want 3 Produce, some Fetch and Metadata", c)
+	if c.Requests["Produce"] != 3 || c.Requests["Fetch"] == 0 || c.Requests["Metadata"] == 0 {
+		t.Fatalf("requests %v: want 3 Produce, some Fetch and Metadata", c.Requests)
+	}
+	// Three one-record batches: at least the 61-byte batch header and the value each. The
+	// client names the topic by its id (Produce v13).
+	details, err := kadm.NewClient(cl).ListTopics(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := c.ProducedBytes["t"] + c.ProducedBytes["id:"+details["t"].ID.String()]; n < 3*62 {
+		t.Fatalf("produced bytes %v: want at least three batches' worth to t", c.ProducedBytes)
 	}
 }
