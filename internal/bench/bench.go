@@ -199,7 +199,7 @@ func (r *runner) startServices(ctx context.Context, dir string, gokaFlush bool) 
 	}
 	logf(r.cfg.Logs, "starting the ecosystem (goka flush defaults: %v)", gokaFlush)
 	started := time.Now()
-	args := ecosystemArgs(dir, r.cfg.Kafka.Partitions, gokaFlush)
+	args := ecosystemArgs(dir, r.cfg.Kafka.Partitions, gokaFlush, r.cfg.Kafka.Producer)
 	prefix := ""
 	if r.broker != nil {
 		// Each start gets fresh topics on the one broker, as a fresh embedded broker would.

@@ -84,6 +84,7 @@ func serveEcosystem(ctx context.Context, args []string, stdout io.Writer) error 
 	logLevel := fs.String("log-level", "warn", "log level of the services")
 	brokers := fs.String("brokers", "", "run on this Kafka instead of an embedded broker")
 	prefix := fs.String("topic-prefix", "", "topic and group prefix on --brokers")
+	producer := fs.String("producer", platform.ProducerFranz, "client the stream processors write with: franz-go or sarama")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("serve ecosystem: %w", err)
 	}
@@ -99,6 +100,7 @@ func serveEcosystem(ctx context.Context, args []string, stdout io.Writer) error 
 	cfg.Kafka.LogLevel = *logLevel
 	cfg.Kafka.Brokers = platform.SplitList(*brokers)
 	cfg.Kafka.TopicPrefix = *prefix
+	cfg.Kafka.Producer = *producer
 	if *gokaFlush {
 		cfg.Kafka.Sarama = gokaFlushConfig(cfg.Kafka.ClientID)
 		cfg.Kafka.Producer = platform.ProducerSarama // the flush defaults are sarama's
@@ -339,12 +341,16 @@ func (w *readyWriter) Write(b []byte) (int, error) {
 }
 
 // ecosystemArgs are the arguments of an ecosystem process.
-func ecosystemArgs(dataDir string, partitions int, gokaFlush bool) []string {
-	return []string{
+func ecosystemArgs(dataDir string, partitions int, gokaFlush bool, producer string) []string {
+	args := []string{
 		"--data-dir", dataDir,
 		"--partitions", strconv.Itoa(partitions),
 		"--goka-flush-defaults=" + strconv.FormatBool(gokaFlush),
 	}
+	if producer != "" {
+		args = append(args, "--producer", producer)
+	}
+	return args
 }
 
 // ordersArgs are the arguments of an extra-Orders process on cfg's broker and namespace.
