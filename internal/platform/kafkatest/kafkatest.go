@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -106,8 +107,33 @@ func New(t testing.TB, opts Options) *Env {
 		if _, err := platform.Provision(ctx, env.Admin, env.Names, cfg.Partitions, 1); err != nil {
 			t.Fatalf("kafkatest: provision: %v", err)
 		}
+		keepStreams(t, ctx, env)
 	}
 	return env
+}
+
+// keepStreams turns time retention off on the namespace's streams. Tests write records stamped
+// with fixed dates years back (event times of the worked cases) and replay topics from offset
+// 0; the embedded broker applies the week of retention provisioning gives streams every minute,
+// batch by batch (Kafka only ever deletes closed segments), and deleted a test's orders between
+// its runs (fraud's TestRestartOnBroker found no record to replay).
+func keepStreams(t testing.TB, ctx context.Context, env *Env) {
+	t.Helper()
+	var streams []string
+	for _, spec := range env.Names.AllTopics() {
+		if !spec.Compact {
+			streams = append(streams, spec.Name)
+		}
+	}
+	resp, err := env.Admin.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr("-1")}}, streams...)
+	if err == nil {
+		for _, r := range resp {
+			err = errors.Join(err, r.Err)
+		}
+	}
+	if err != nil {
+		t.Fatalf("kafkatest: keep the streams of %s: %v", env.Names.Prefix, err)
+	}
 }
 
 // Goka returns goka builders for this Env, with state under a fresh temporary directory.
