@@ -73,7 +73,8 @@ func (r *runner) startBroker(ctx context.Context, dir string) (*ownBroker, error
 	case BrokerProcess:
 		logf(r.cfg.Logs, "starting the embedded broker in a process of its own")
 		proc, err := startServices(ctx, r.cfg.Self, roleBroker,
-			[]string{"--data-dir", filepath.Join(dir, "broker"), "--partitions", fmt.Sprint(r.cfg.Kafka.Partitions)},
+			[]string{"--data-dir", filepath.Join(dir, "broker"), "--partitions", fmt.Sprint(r.cfg.Kafka.Partitions),
+				"--compact-every", r.cfg.BrokerCompactEvery.String()},
 			r.cfg.Logs, r.cfg.StartTimeout)
 		if err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
@@ -103,6 +104,7 @@ func serveBroker(ctx context.Context, args []string, stdout io.Writer) error {
 	dataDir := fs.String("data-dir", "", "directory for the broker's data")
 	partitions := fs.Int("partitions", platform.DefaultConfig().Partitions, "partitions of every topic")
 	logLevel := fs.String("log-level", "warn", "log level")
+	compactEvery := fs.Duration("compact-every", 0, "how often the broker compacts (0: broker.DefaultCompactEvery)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("serve broker: %w", err)
 	}
@@ -110,7 +112,7 @@ func serveBroker(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("serve broker: %w", err)
 	}
-	b, err := broker.Start(broker.Options{DataDir: *dataDir, Partitions: *partitions, Logger: logger})
+	b, err := broker.Start(broker.Options{DataDir: *dataDir, Partitions: *partitions, Logger: logger, CompactEvery: *compactEvery})
 	if err != nil {
 		return fmt.Errorf("serve broker: %w", err)
 	}

@@ -26,6 +26,9 @@ type Config struct {
 	// Broker is where the started ecosystem's broker runs (ignored with URL): in a process of
 	// its own by default, so that the broker's CPU is reported apart from the services'.
 	Broker BrokerMode
+	// BrokerCompactEvery is how often the broker compacts with --broker process; zero means
+	// broker.DefaultCompactEvery.
+	BrokerCompactEvery time.Duration
 
 	// Warmup orders precede every latency measurement and are not counted.
 	Warmup int

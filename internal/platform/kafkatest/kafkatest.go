@@ -114,8 +114,8 @@ func New(t testing.TB, opts Options) *Env {
 
 // keepStreams turns time retention off on the namespace's streams. Tests write records stamped
 // with fixed dates years back (event times of the worked cases) and replay topics from offset
-// 0; the embedded broker applies the week of retention provisioning gives streams every minute,
-// batch by batch (Kafka only ever deletes closed segments), and deleted a test's orders between
+// 0; the embedded broker applies the week of retention provisioning gives streams at each
+// compaction pass, batch by batch (Kafka only ever deletes closed segments), and deleted a test's orders between
 // its runs (fraud's TestRestartOnBroker found no record to replay).
 func keepStreams(t testing.TB, ctx context.Context, env *Env) {
 	t.Helper()

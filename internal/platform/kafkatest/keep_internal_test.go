@@ -12,7 +12,7 @@ import (
 
 // A record stamped years back stays on a test namespace's stream through the embedded broker's
 // compaction and retention pass, so a test can replay from offset 0 (before keepStreams, the
-// pass the broker runs every minute deleted it).
+// pass deleted it; CI met it when the broker compacted every minute).
 func TestStreamsKeepOldRecordsThroughRetention(t *testing.T) {
 	env := New(t, Options{Partitions: 1})
 	if env.Backend != KFake {
