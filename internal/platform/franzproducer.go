@@ -45,16 +45,13 @@ type franzProducer struct {
 // newFranzProducer builds a producer placing keys with hasher exactly as sarama's hash
 // partitioner does, so records land where goka's own producer would put them.
 func newFranzProducer(brokers []string, clientID string, hasher func() hash.Hash32) (goka.Producer, error) {
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
-		kgo.ClientID(clientID),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(0),
+	// The project's client settings (acks, no linger, metadata age), with goka's placement in
+	// place of ClientOptions' partitioner: later options win.
+	cl, err := kgo.NewClient(ClientOptions(Config{Brokers: brokers, ClientID: clientID},
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.RecordDeliveryTimeout(producerDeliveryTimeout),
 		kgo.RecordPartitioner(hashPartitioner{hasher: hasher}),
-		kgo.MetadataMinAge(250*time.Millisecond),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("create franz-go producer %s: %w", clientID, err)
 	}
