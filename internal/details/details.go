@@ -62,7 +62,7 @@ func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
 				})
 				metrics.Verdicts.WithLabelValues(string(domain.OrderDetailsCheck), string(result)).Inc()
 			})),
-		goka.Persist(platform.JSONCodec[Seen]{}),
+		goka.Persist(platform.StateCodec[Seen]{}),
 		goka.Output(validations, codecs.OrderValidation),
 		platform.DeadLetterEdge(n),
 	)
@@ -70,7 +70,7 @@ func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
 
 // Seen is the group-table value of an order id: the Fingerprint of its first CREATED.
 type Seen struct {
-	First string `json:"first"`
+	First string `json:"first" cbor:"1,keyasint,omitempty"`
 }
 
 // Service is a running Order Details validator.

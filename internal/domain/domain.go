@@ -68,12 +68,12 @@ var ValidationResults = []ValidationResult{Pass, Fail, Error}
 
 // Order is the record of the `orders` topic and the body of the REST API.
 type Order struct {
-	ID         string     `json:"id"`
-	CustomerID int64      `json:"customerId"`
-	State      OrderState `json:"state"`
-	Product    Product    `json:"product"`
-	Quantity   int32      `json:"quantity"`
-	Price      float64    `json:"price"`
+	ID         string     `json:"id" cbor:"1,keyasint,omitempty"`
+	CustomerID int64      `json:"customerId" cbor:"2,keyasint,omitempty"`
+	State      OrderState `json:"state" cbor:"3,keyasint,omitempty"`
+	Product    Product    `json:"product" cbor:"4,keyasint,omitempty"`
+	Quantity   int32      `json:"quantity" cbor:"5,keyasint,omitempty"`
+	Price      float64    `json:"price" cbor:"6,keyasint"`
 }
 
 // SameContent reports whether two versions of an order carry the same order: everything but
@@ -104,8 +104,8 @@ func (o Order) Fingerprint() string {
 
 // OrderValue pairs an order with the fraud service's running total of its session.
 type OrderValue struct {
-	Order Order   `json:"order"`
-	Value float64 `json:"value"`
+	Order Order   `json:"order" cbor:"1,keyasint,omitempty"`
+	Value float64 `json:"value" cbor:"2,keyasint"`
 }
 
 // OrderValidation is one check's verdict on one order (topic `order-validations`).
@@ -117,10 +117,10 @@ type OrderValidation struct {
 
 // Payment is the record of the `payments` topic.
 type Payment struct {
-	ID      string  `json:"id"`
-	OrderID string  `json:"orderId"`
-	Ccy     string  `json:"ccy"`
-	Amount  float64 `json:"amount"`
+	ID      string  `json:"id" cbor:"1,keyasint,omitempty"`
+	OrderID string  `json:"orderId" cbor:"2,keyasint,omitempty"`
+	Ccy     string  `json:"ccy" cbor:"3,keyasint,omitempty"`
+	Amount  float64 `json:"amount" cbor:"4,keyasint"`
 }
 
 // DefaultCustomerLevel is the schema default of Customer.level.
@@ -128,19 +128,19 @@ const DefaultCustomerLevel = "bronze"
 
 // Customer is the record of the `customers` table.
 type Customer struct {
-	ID        int64  `json:"id"`
-	FirstName string `json:"firstName"`
-	LastName  string `json:"lastName"`
-	Email     string `json:"email"`
-	Address   string `json:"address"`
-	Level     string `json:"level"`
+	ID        int64  `json:"id" cbor:"1,keyasint,omitempty"`
+	FirstName string `json:"firstName" cbor:"2,keyasint,omitempty"`
+	LastName  string `json:"lastName" cbor:"3,keyasint,omitempty"`
+	Email     string `json:"email" cbor:"4,keyasint,omitempty"`
+	Address   string `json:"address" cbor:"5,keyasint,omitempty"`
+	Level     string `json:"level" cbor:"6,keyasint,omitempty"`
 }
 
 // OrderEnriched is an order with its customer's level, routed to the topic of that level.
 type OrderEnriched struct {
-	ID            string `json:"id"`
-	CustomerID    int64  `json:"customerId"`
-	CustomerLevel string `json:"customerLevel"`
+	ID            string `json:"id" cbor:"1,keyasint,omitempty"`
+	CustomerID    int64  `json:"customerId" cbor:"2,keyasint,omitempty"`
+	CustomerLevel string `json:"customerLevel" cbor:"3,keyasint,omitempty"`
 }
 
 // FieldError says which field of a value is wrong and why; HTTP maps it to 400.

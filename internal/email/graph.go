@@ -71,23 +71,23 @@ type Processing struct {
 type loopMessage struct {
 	// Payment re-keys a payment by its order id, carrying the payment's event time (records
 	// written by a processor carry their produce time, not the original one).
-	Payment *loopPayment `json:"payment,omitempty"`
+	Payment *loopPayment `json:"payment,omitempty" cbor:"1,keyasint,omitempty"`
 	// Hold, keyed by a customer key, registers an order that waits for that customer.
-	Hold *holdRequest `json:"hold,omitempty"`
+	Hold *holdRequest `json:"hold,omitempty" cbor:"2,keyasint,omitempty"`
 	// Customer, keyed by an order id, hands a waiting order the customer it waited for, so the
 	// order does not depend on the lookup table having caught up yet.
-	Customer *domain.Customer `json:"customer,omitempty"`
+	Customer *domain.Customer `json:"customer,omitempty" cbor:"3,keyasint,omitempty"`
 }
 
 type loopPayment struct {
-	Payment   domain.Payment `json:"payment"`
-	EventTime time.Time      `json:"eventTime"`
+	Payment   domain.Payment `json:"payment" cbor:"1,keyasint,omitempty"`
+	EventTime stamp          `json:"eventTime" cbor:"2,keyasint"`
 }
 
 type holdRequest struct {
-	OrderID    string    `json:"orderId"`
-	CustomerID int64     `json:"customerId"`
-	Since      time.Time `json:"since"`
+	OrderID    string `json:"orderId" cbor:"1,keyasint,omitempty"`
+	CustomerID int64  `json:"customerId" cbor:"2,keyasint,omitempty"`
+	Since      stamp  `json:"since" cbor:"3,keyasint"`
 }
 
 // paymentRecords decodes payments and refuses those without an order id: such a payment can
@@ -108,12 +108,16 @@ func (r paymentRecords) Unmarshal(b []byte) (domain.Payment, error) {
 	return p, nil
 }
 
+// loopCodec encodes and decodes loop records, strictly: fields this service never writes mean
+// the record is not ours.
+var loopCodec = platform.StateCodec[loopMessage]{Strict: true}
+
 // loopRecords decodes loop records for platform.Decode, so that one that does not decode (a
 // record from an incompatible version, say) is dead-lettered instead of stopping the group.
 type loopRecords struct{}
 
 func (loopRecords) Unmarshal(b []byte) (loopMessage, error) {
-	v, err := platform.JSONCodec[loopMessage]{}.Decode(b)
+	v, err := loopCodec.Decode(b)
 	if err != nil {
 		return loopMessage{}, err
 	}
@@ -181,7 +185,7 @@ func Graph(n platform.Names, codecs *platform.Codecs, p Processing) *goka.GroupG
 		}),
 		goka.Loop(new(codec.Bytes), platform.Decode(n, loopRecords{}, j.onLoop)),
 		goka.Lookup(j.customers, new(codec.Bytes)),
-		goka.Persist(platform.JSONCodec[entry]{}),
+		goka.Persist(platform.StateCodec[entry]{}),
 		goka.Visitor(sweepVisitor, j.onSweep),
 		platform.DeadLetterEdge(n),
 	}
@@ -245,7 +249,7 @@ func (j *joiner) store(ctx goka.Context, e *entry, existed bool) {
 }
 
 func (j *joiner) loopback(ctx goka.Context, key string, m loopMessage) {
-	b, err := platform.JSONCodec[loopMessage]{}.Encode(m)
+	b, err := loopCodec.Encode(m)
 	if err != nil {
 		ctx.Fail(fmt.Errorf("loop back to %q: %w", key, err))
 	}
@@ -260,14 +264,14 @@ func (j *joiner) onOrder(ctx goka.Context, o domain.Order) {
 }
 
 func (j *joiner) onPayment(ctx goka.Context, p domain.Payment) {
-	j.loopback(ctx, p.OrderID, loopMessage{Payment: &loopPayment{Payment: p, EventTime: platform.BoundEventTime(ctx.Timestamp(), j.now())}})
+	j.loopback(ctx, p.OrderID, loopMessage{Payment: &loopPayment{Payment: p, EventTime: stamp{platform.BoundEventTime(ctx.Timestamp(), j.now())}}})
 }
 
 func (j *joiner) onLoop(ctx goka.Context, m loopMessage) {
 	switch {
 	case m.Payment != nil:
 		j.update(ctx, nil, func(s *orderState, now time.Time) bool {
-			return s.addPayment(m.Payment.Payment, m.Payment.EventTime, now)
+			return s.addPayment(m.Payment.Payment, m.Payment.EventTime.Time, now)
 		})
 	case m.Customer != nil:
 		j.update(ctx, m.Customer, nil)
@@ -288,7 +292,7 @@ func (j *joiner) onHold(ctx goka.Context, h holdRequest) {
 	if e.Customer == nil {
 		e.Customer = &customerState{}
 	}
-	changed, fits := e.Customer.list(h.OrderID, h.Since)
+	changed, fits := e.Customer.list(h.OrderID, h.Since.Time)
 	if !fits {
 		j.counters.HoldsUnlisted.Add(1)
 		slog.Debug("order waits unlisted: its customer's list of waiting orders is full",
@@ -348,7 +352,7 @@ func (j *joiner) update(ctx goka.Context, customer *domain.Customer, apply func(
 		return
 	}
 	if changed || advanced {
-		s.Updated = now
+		s.Updated = stamp{now}
 		j.store(ctx, e, existed)
 	}
 }
@@ -369,9 +373,9 @@ func (j *joiner) advance(ctx goka.Context, s *orderState, customer *domain.Custo
 	}
 	if customer == nil {
 		if s.Waiting == nil {
-			s.Waiting = &waiting{CustomerID: customerID, Since: now}
+			s.Waiting = &waiting{CustomerID: customerID, Since: stamp{now}}
 			j.loopback(ctx, platform.CustomerKey(customerID),
-				loopMessage{Hold: &holdRequest{OrderID: ctx.Key(), CustomerID: customerID, Since: now}})
+				loopMessage{Hold: &holdRequest{OrderID: ctx.Key(), CustomerID: customerID, Since: stamp{now}}})
 			changed = true
 		}
 		return changed, true
@@ -383,7 +387,7 @@ func (j *joiner) advance(ctx goka.Context, s *orderState, customer *domain.Custo
 		if !sent {
 			return false, false
 		}
-		s.Emailed = &outcome{At: now, Source: src, Failed: failed}
+		s.Emailed = &outcome{At: stamp{now}, Source: src, Failed: failed}
 		s.Match = nil
 	}
 	if needEnrich {
@@ -415,7 +419,7 @@ func (j *joiner) enrich(ctx goka.Context, s *orderState, c domain.Customer, src 
 		j.counters.UnknownLevel.Add(1)
 	}
 	ctx.Emit(topic, ctx.Key(), rec)
-	s.Enriched = &enrichedOutcome{outcome: outcome{At: now, Source: src}, Topic: string(topic), Record: rec}
+	s.Enriched = &enrichedOutcome{outcome: outcome{At: stamp{now}, Source: src}, Topic: string(topic), Record: rec}
 	j.counters.Enriched.Add(1)
 }
 
@@ -484,7 +488,7 @@ func (j *joiner) onSweep(ctx goka.Context, meta any) {
 					return
 				}
 				if advanced {
-					s.Updated = now
+					s.Updated = stamp{now}
 					changed = true
 				}
 			}
@@ -499,10 +503,10 @@ func (j *joiner) onSweep(ctx goka.Context, meta any) {
 		}
 		if x.holdExpired {
 			j.counters.HoldsExpired.Add(1)
-			s.Updated = now
+			s.Updated = stamp{now}
 			slog.Warn("order abandoned: its customer did not arrive in time",
 				slog.String("order_id", ctx.Key()), slog.Int64("customer_id", before.Waiting.CustomerID),
-				slog.Time("waiting_since", before.Waiting.Since), slog.Duration("hold", j.retention.Hold))
+				slog.Time("waiting_since", before.Waiting.Since.Time), slog.Duration("hold", j.retention.Hold))
 		}
 		if x.forget {
 			e.Order = nil

@@ -44,14 +44,14 @@ func (c *replayContext) Value() any {
 	if !ok {
 		return nil
 	}
-	v, err := platform.JSONCodec[entry]{}.Decode(b)
+	v, err := platform.StateCodec[entry]{}.Decode(b)
 	if err != nil {
 		panic(err)
 	}
 	return v
 }
 func (c *replayContext) SetValue(v any, _ ...goka.ContextOption) {
-	b, err := platform.JSONCodec[entry]{}.Encode(v)
+	b, err := platform.StateCodec[entry]{}.Encode(v)
 	if err != nil {
 		panic(err)
 	}
@@ -88,7 +88,7 @@ func TestReplayedRecordRepairsItsOutputOnly(t *testing.T) {
 	order := domain.Order{ID: "0", CustomerID: 15, State: domain.OrderCreated, Product: domain.Jumpers, Quantity: 1, Price: 1}
 	onOrder := func(ctx goka.Context) { j.onOrder(ctx, order) }
 	onPayment := func(ctx goka.Context) {
-		j.onLoop(ctx, loopMessage{Payment: &loopPayment{Payment: domain.Payment{ID: "p", OrderID: "0"}, EventTime: base}})
+		j.onLoop(ctx, loopMessage{Payment: &loopPayment{Payment: domain.Payment{ID: "p", OrderID: "0"}, EventTime: stamp{base}}})
 	}
 
 	steps := []struct {

@@ -2,7 +2,10 @@ package email
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
+
+	"github.com/fxamacker/cbor/v2"
 
 	"github.com/ordersys/ecosystem/internal/domain"
 )
@@ -28,87 +31,116 @@ const heldListBudget = 64 << 10
 // time in RFC 3339 with nanoseconds and a zone offset.
 const heldOverhead = 48
 
+// stamp is a time kept in the group table or a loop record. CBOR's own time forms are whole
+// seconds or a float that cannot hold nanoseconds at today's dates, and the join window's
+// bound is compared to the nanosecond, so a stamp is written as Unix nanoseconds (an integer;
+// 0 for the zero time). JSON written by earlier versions is read through time.Time's own
+// methods, which the embedding promotes.
+type stamp struct{ time.Time }
+
+// MarshalCBOR writes the Unix nanoseconds.
+func (s stamp) MarshalCBOR() ([]byte, error) {
+	if s.IsZero() {
+		return cbor.Marshal(0)
+	}
+	return cbor.Marshal(s.UnixNano())
+}
+
+// UnmarshalCBOR reads what MarshalCBOR wrote.
+func (s *stamp) UnmarshalCBOR(data []byte) error {
+	var ns int64
+	if err := cbor.Unmarshal(data, &ns); err != nil {
+		return fmt.Errorf("decode time: %w", err)
+	}
+	if ns == 0 {
+		*s = stamp{}
+		return nil
+	}
+	*s = stamp{time.Unix(0, ns).UTC()}
+	return nil
+}
+
 // entry is the value of the group table. A key is either an order id (join state) or a
 // customer key (the orders waiting for that customer). The two live in separate fields so that
 // an order id whose bytes happen to equal a customer key cannot corrupt either.
 type entry struct {
-	Order    *orderState    `json:"order,omitempty"`
-	Customer *customerState `json:"customer,omitempty"`
+	Order    *orderState    `json:"order,omitempty" cbor:"1,keyasint,omitempty"`
+	Customer *customerState `json:"customer,omitempty" cbor:"2,keyasint,omitempty"`
 }
 
 // orderState is everything the service remembers about one order id.
 type orderState struct {
 	// First is the first order record seen: its customer is the one looked up, and it is what
 	// the enriched record describes.
-	First *domain.Order `json:"first,omitempty"`
+	First *domain.Order `json:"first,omitempty" cbor:"1,keyasint,omitempty"`
 	// Orders and Payments are the records still waiting for a partner within the window. They
 	// are emptied once a pair matches and dropped after the join retention.
-	Orders   []pendingOrder   `json:"orders,omitempty"`
-	Payments []pendingPayment `json:"payments,omitempty"`
+	Orders   []pendingOrder   `json:"orders,omitempty" cbor:"2,keyasint,omitempty"`
+	Payments []pendingPayment `json:"payments,omitempty" cbor:"3,keyasint,omitempty"`
 	// Match is the pair that matched, kept until its email has been sent.
-	Match *match `json:"match,omitempty"`
+	Match *match `json:"match,omitempty" cbor:"4,keyasint,omitempty"`
 	// Waiting is set while the order's customer is missing from the customers table.
-	Waiting *waiting `json:"waiting,omitempty"`
+	Waiting *waiting `json:"waiting,omitempty" cbor:"5,keyasint,omitempty"`
 	// Enriched, Emailed and Abandoned are the outcomes, each reached at most once per order.
-	Enriched  *enrichedOutcome `json:"enriched,omitempty"`
-	Emailed   *outcome         `json:"emailed,omitempty"`
-	Abandoned *outcome         `json:"abandoned,omitempty"`
+	Enriched  *enrichedOutcome `json:"enriched,omitempty" cbor:"6,keyasint,omitempty"`
+	Emailed   *outcome         `json:"emailed,omitempty" cbor:"7,keyasint,omitempty"`
+	Abandoned *outcome         `json:"abandoned,omitempty" cbor:"8,keyasint,omitempty"`
 	// Updated is the processing time of the last change; retention counts from it.
-	Updated time.Time `json:"updated"`
+	Updated stamp `json:"updated" cbor:"9,keyasint"`
 }
 
 type pendingOrder struct {
-	Order     domain.Order `json:"order"`
-	EventTime time.Time    `json:"eventTime"`
-	SeenAt    time.Time    `json:"seenAt"`
+	Order     domain.Order `json:"order" cbor:"1,keyasint,omitempty"`
+	EventTime stamp        `json:"eventTime" cbor:"2,keyasint"`
+	SeenAt    stamp        `json:"seenAt" cbor:"3,keyasint"`
 }
 
 type pendingPayment struct {
-	Payment   domain.Payment `json:"payment"`
-	EventTime time.Time      `json:"eventTime"`
-	SeenAt    time.Time      `json:"seenAt"`
+	Payment   domain.Payment `json:"payment" cbor:"1,keyasint,omitempty"`
+	EventTime stamp          `json:"eventTime" cbor:"2,keyasint"`
+	SeenAt    stamp          `json:"seenAt" cbor:"3,keyasint"`
 }
 
 type match struct {
-	Order   domain.Order   `json:"order"`
-	Payment domain.Payment `json:"payment"`
+	Order   domain.Order   `json:"order" cbor:"1,keyasint,omitempty"`
+	Payment domain.Payment `json:"payment" cbor:"2,keyasint,omitempty"`
 }
 
 type waiting struct {
-	CustomerID int64     `json:"customerId"`
-	Since      time.Time `json:"since"`
+	CustomerID int64 `json:"customerId" cbor:"1,keyasint,omitempty"`
+	Since      stamp `json:"since" cbor:"2,keyasint"`
 }
 
 // source identifies the record that produced an outcome. When the same record is delivered
 // again (a replay after a crash, before its offset was committed), the outcome's outputs are
 // emitted again, because they may not have reached Kafka the first time.
 type source struct {
-	Topic     string `json:"topic"`
-	Partition int32  `json:"partition"`
-	Offset    int64  `json:"offset"`
+	Topic     string `json:"topic" cbor:"1,keyasint,omitempty"`
+	Partition int32  `json:"partition" cbor:"2,keyasint,omitempty"`
+	Offset    int64  `json:"offset" cbor:"3,keyasint,omitempty"`
 }
 
 type outcome struct {
-	At     time.Time `json:"at"`
-	Source source    `json:"source"`
+	At     stamp  `json:"at" cbor:"1,keyasint"`
+	Source source `json:"source" cbor:"2,keyasint,omitempty"`
 	// Failed marks an email the mail server refused permanently (ErrUndeliverable).
-	Failed bool `json:"failed,omitempty"`
+	Failed bool `json:"failed,omitempty" cbor:"3,keyasint,omitempty"`
 }
 
 // enrichedOutcome keeps the record that was emitted, so a replay can emit it again unchanged.
 type enrichedOutcome struct {
 	outcome
-	Topic  string               `json:"topic"`
-	Record domain.OrderEnriched `json:"record"`
+	Topic  string               `json:"topic" cbor:"10,keyasint,omitempty"`
+	Record domain.OrderEnriched `json:"record" cbor:"11,keyasint,omitempty"`
 }
 
 // customerState lists the orders waiting for one customer: order id → processing time the
 // wait started.
 type customerState struct {
-	Waiting map[string]time.Time `json:"waiting,omitempty"`
+	Waiting map[string]stamp `json:"waiting,omitempty" cbor:"1,keyasint,omitempty"`
 	// Bytes is what Waiting costs against heldListBudget; state written before the budget
 	// existed has none and is counted again on first use.
-	Bytes int `json:"bytes,omitempty"`
+	Bytes int `json:"bytes,omitempty" cbor:"2,keyasint,omitempty"`
 }
 
 // list adds an order to the waiters unless it is listed already or would not fit the budget;
@@ -127,15 +159,16 @@ func (c *customerState) list(orderID string, since time.Time) (changed, fits boo
 		return false, false
 	}
 	if c.Waiting == nil {
-		c.Waiting = map[string]time.Time{}
+		c.Waiting = map[string]stamp{}
 	}
-	c.Waiting[orderID] = since
+	c.Waiting[orderID] = stamp{since}
 	c.Bytes += cost
 	return true, true
 }
 
-// heldCost is what listing orderID costs: its id as the JSON codec writes it (escapes can
-// make it six times its length) plus the time.
+// heldCost is what listing orderID costs: its id as JSON writes it (escapes can make it six
+// times its length) plus the time. The table is CBOR now, which is smaller; counting in JSON
+// keeps the bound for values earlier versions wrote.
 func heldCost(orderID string) int {
 	encoded, err := json.Marshal(orderID)
 	if err != nil {
@@ -188,7 +221,7 @@ func (s *orderState) addOrder(o domain.Order, eventTime, now time.Time) bool {
 			return changed
 		}
 	}
-	s.Orders = append(s.Orders, pendingOrder{Order: o, EventTime: eventTime, SeenAt: now})
+	s.Orders = append(s.Orders, pendingOrder{Order: o, EventTime: stamp{eventTime}, SeenAt: stamp{now}})
 	return true
 }
 
@@ -203,7 +236,7 @@ func (s *orderState) addPayment(p domain.Payment, eventTime, now time.Time) bool
 			return false
 		}
 	}
-	s.Payments = append(s.Payments, pendingPayment{Payment: p, EventTime: eventTime, SeenAt: now})
+	s.Payments = append(s.Payments, pendingPayment{Payment: p, EventTime: stamp{eventTime}, SeenAt: stamp{now}})
 	if len(s.Payments) > maxPendingPayments {
 		s.Payments = s.Payments[len(s.Payments)-maxPendingPayments:]
 	}
@@ -218,7 +251,7 @@ func (s *orderState) join() bool {
 	}
 	for _, o := range s.Orders {
 		for _, p := range s.Payments {
-			if withinWindow(o.EventTime, p.EventTime) {
+			if withinWindow(o.EventTime.Time, p.EventTime.Time) {
 				s.Match = &match{Order: o.Order, Payment: p.Payment}
 				s.Orders, s.Payments = nil, nil
 				return true
@@ -289,7 +322,7 @@ func (s *orderState) expire(now time.Time, r Retention) expiry {
 		x.holdExpired = true
 		s.Waiting = nil
 		s.Match, s.Orders, s.Payments = nil, nil, nil
-		s.Abandoned = &outcome{At: now}
+		s.Abandoned = &outcome{At: stamp{now}}
 	}
 	pending := len(s.Orders) > 0 || len(s.Payments) > 0 || s.Match != nil || s.Waiting != nil
 	if !pending && !s.Updated.After(now.Add(-r.Dedup)) {

@@ -3,11 +3,13 @@ package email
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/platform"
 )
 
 var base = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -60,19 +62,19 @@ func TestExpire(t *testing.T) {
 		after time.Duration
 		want  expiry
 	}{
-		{"fresh candidates stay", orderState{Orders: []pendingOrder{{Order: order, SeenAt: base}}, Updated: base},
+		{"fresh candidates stay", orderState{Orders: []pendingOrder{{Order: order, SeenAt: stamp{base}}}, Updated: stamp{base}},
 			r.Join - time.Second, expiry{}},
-		{"unpaid order without outcome is forgotten", orderState{Orders: []pendingOrder{{Order: order, SeenAt: base}}, Updated: base},
+		{"unpaid order without outcome is forgotten", orderState{Orders: []pendingOrder{{Order: order, SeenAt: stamp{base}}}, Updated: stamp{base}},
 			r.Join, expiry{unpaidOrder: true, forget: true}},
-		{"unpaid but enriched order is remembered", orderState{Orders: []pendingOrder{{Order: order, SeenAt: base}},
-			Enriched: &enrichedOutcome{}, Updated: base}, r.Join, expiry{unpaidOrder: true}},
-		{"lonely payment", orderState{Payments: []pendingPayment{{SeenAt: base}}, Updated: base},
+		{"unpaid but enriched order is remembered", orderState{Orders: []pendingOrder{{Order: order, SeenAt: stamp{base}}},
+			Enriched: &enrichedOutcome{}, Updated: stamp{base}}, r.Join, expiry{unpaidOrder: true}},
+		{"lonely payment", orderState{Payments: []pendingPayment{{SeenAt: stamp{base}}}, Updated: stamp{base}},
 			r.Join, expiry{unmatchedPayment: true, forget: true}},
-		{"hold within its time", orderState{Waiting: &waiting{Since: base}, Updated: base}, r.Hold - time.Second, expiry{}},
-		{"hold expired", orderState{Waiting: &waiting{Since: base}, Match: &match{}, Updated: base}, r.Hold, expiry{holdExpired: true}},
-		{"finished order within dedup retention", orderState{Emailed: &outcome{}, Enriched: &enrichedOutcome{}, Updated: base},
+		{"hold within its time", orderState{Waiting: &waiting{Since: stamp{base}}, Updated: stamp{base}}, r.Hold - time.Second, expiry{}},
+		{"hold expired", orderState{Waiting: &waiting{Since: stamp{base}}, Match: &match{}, Updated: stamp{base}}, r.Hold, expiry{holdExpired: true}},
+		{"finished order within dedup retention", orderState{Emailed: &outcome{}, Enriched: &enrichedOutcome{}, Updated: stamp{base}},
 			r.Dedup - time.Second, expiry{}},
-		{"finished order after dedup retention", orderState{Emailed: &outcome{}, Enriched: &enrichedOutcome{}, Updated: base},
+		{"finished order after dedup retention", orderState{Emailed: &outcome{}, Enriched: &enrichedOutcome{}, Updated: stamp{base}},
 			r.Dedup, expiry{forget: true}},
 	}
 	for _, c := range cases {
@@ -118,5 +120,50 @@ func TestCustomerWaitListBudget(t *testing.T) {
 	}
 	if changed, fits := c.list("next", base.Add(2*time.Hour)); !changed || !fits {
 		t.Fatalf("after expiry: changed=%v fits=%v", changed, fits)
+	}
+}
+
+// Everything the join remembers survives the table's codec exactly, times to the nanosecond
+// (the join window's bound is inclusive), in either kind of key; state written as JSON by
+// earlier versions still reads.
+func TestStateSurvivesTheTableCodec(t *testing.T) {
+	at := stamp{base.Add(123456789 * time.Nanosecond)}
+	order := domain.Order{ID: "o\xff", CustomerID: 15, State: domain.OrderCreated, Product: domain.Jumpers, Quantity: 2, Price: 3.5}
+	payment := domain.Payment{ID: "p", OrderID: "o\xff", Ccy: "EUR", Amount: 7}
+	src := source{Topic: "orders", Partition: 3, Offset: 99}
+	values := []entry{
+		{Order: &orderState{First: &order,
+			Orders:    []pendingOrder{{Order: order, EventTime: at, SeenAt: stamp{at.Add(time.Nanosecond)}}},
+			Payments:  []pendingPayment{{Payment: payment, EventTime: at, SeenAt: at}},
+			Match:     &match{Order: order, Payment: payment},
+			Waiting:   &waiting{CustomerID: 15, Since: at},
+			Enriched:  &enrichedOutcome{outcome: outcome{At: at, Source: src}, Topic: "gold", Record: domain.OrderEnriched{ID: "o\xff", CustomerID: 15, CustomerLevel: "gold"}},
+			Emailed:   &outcome{At: at, Source: src, Failed: true},
+			Abandoned: &outcome{At: at},
+			Updated:   at}},
+		{Customer: &customerState{Waiting: map[string]stamp{"a": at, "b": {}}, Bytes: 96}},
+		{Order: &orderState{}},
+	}
+	codec := platform.StateCodec[entry]{}
+	for i, v := range values {
+		b, err := codec.Encode(&v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := codec.Unmarshal(b)
+		if err != nil {
+			t.Fatalf("value %d: %v", i, err)
+		}
+		if !reflect.DeepEqual(got, v) {
+			t.Fatalf("value %d round trip\n got %+v\nwant %+v", i, got, v)
+		}
+	}
+	legacy := `{"order":{"first":{"id":"o","customerId":2,"state":"CREATED","product":"STOCKINGS","quantity":1,"price":1},"enriched":{"at":"2026-12-01T17:25:27.280920814Z","source":{"topic":"orders","partition":0,"offset":0},"topic":"silver","record":{"id":"o","customerId":2,"customerLevel":"silver"}},"emailed":{"at":"2026-12-01T17:25:27.293038688Z","source":{"topic":"email-service-loop","partition":0,"offset":0}},"updated":"2026-12-01T17:25:27.293038688Z"}}`
+	got, err := codec.Unmarshal([]byte(legacy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Date(2026, 12, 1, 17, 25, 27, 293038688, time.UTC); !got.Order.Updated.Equal(want) || got.Order.Enriched.Topic != "silver" || got.Order.Emailed.Source.Topic != "email-service-loop" {
+		t.Fatalf("legacy state read as %+v", got.Order)
 	}
 }

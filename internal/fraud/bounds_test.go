@@ -50,7 +50,7 @@ func TestApplyMemoryBudget(t *testing.T) {
 			t.Fatalf("order %d: %+v after %d passes", i, v, passed)
 		}
 	}
-	encoded, err := platform.JSONCodec[fraud.CustomerSessions]{}.Encode(&s)
+	encoded, err := platform.StateCodec[fraud.CustomerSessions]{}.Encode(&s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,13 +49,13 @@ func DefaultConfig() Config { return service.NewProcessorConfig(":9102") }
 // OrderHop is an order on its way from `orders` to its customer's key on the loopback topic,
 // with the event time that the loopback record's own timestamp would lose.
 type OrderHop struct {
-	Order       domain.Order `json:"order"`
-	EventTimeMs int64        `json:"eventTimeMs"`
+	Order       domain.Order `json:"order" cbor:"1,keyasint,omitempty"`
+	EventTimeMs int64        `json:"eventTimeMs" cbor:"2,keyasint,omitempty"`
 }
 
 // hopCodec encodes loopback records. The loop edge itself is declared with codec.Bytes so that
 // a record that does not decode is dead-lettered instead of stopping the processor.
-var hopCodec platform.JSONCodec[OrderHop]
+var hopCodec = platform.StateCodec[OrderHop]{Strict: true}
 
 // Validate refuses loopback records that carry no usable order, so platform.Decode
 // dead-letters them rather than answering under an empty id or adding an infinite value to a
@@ -138,7 +138,7 @@ func graph(n platform.Names, codecs *platform.Codecs, now func() time.Time) *gok
 				}
 				emit(ctx, hop.Order.ID, verdict.Result)
 			})),
-		goka.Persist(platform.JSONCodec[CustomerSessions]{}),
+		goka.Persist(platform.StateCodec[CustomerSessions]{}),
 		goka.Output(validations, codecs.OrderValidation),
 		platform.DeadLetterEdge(n),
 	)

@@ -107,7 +107,7 @@ func TestProcessorWorkedCase(t *testing.T) {
 		if !ok || key != platform.CustomerKey(c.order.CustomerID) {
 			t.Fatalf("order %s: loopback record %q %v, want key of customer %d", c.order.ID, key, ok, c.order.CustomerID)
 		}
-		hop, err := platform.JSONCodec[fraud.OrderHop]{}.Decode(raw.([]byte))
+		hop, err := platform.StateCodec[fraud.OrderHop]{}.Decode(raw.([]byte))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -40,42 +40,42 @@ const (
 type CustomerSessions struct {
 	// LatestEventMs is the highest event time (Unix ms) of any order counted: the customer's
 	// stream time, against which sessions expire.
-	LatestEventMs int64     `json:"latestEventMs"`
-	Sessions      []Session `json:"sessions"`
+	LatestEventMs int64     `json:"latestEventMs" cbor:"1,keyasint,omitempty"`
+	Sessions      []Session `json:"sessions" cbor:"2,keyasint,omitempty"`
 	// MemoryBytes is what the remembered orders cost against MemoryBudget. State written
 	// before the budget existed has none; it is counted again on first use.
-	MemoryBytes int `json:"memoryBytes,omitempty"`
+	MemoryBytes int `json:"memoryBytes,omitempty" cbor:"3,keyasint,omitempty"`
 	// FirstOrder is set under an order id's key, not a customer's: the Fingerprint of the id's
 	// first CREATED, so that a later CREATED of other content is not counted (SPEC's "first
 	// write wins per id"). Customer keys are 8 raw bytes, which an order id could spell; one
 	// value holding both halves keeps such a collision harmless.
-	FirstOrder string `json:"firstOrder,omitempty"`
+	FirstOrder string `json:"firstOrder,omitempty" cbor:"4,keyasint,omitempty"`
 	// FirstEventMs is, with FirstOrder, the event time that order was first given. The event
 	// time is bounded by the clock when the order is first processed (platform.EventTime);
 	// a redelivery, perhaps hours later, must be judged at the same time, not a later bound.
-	FirstEventMs int64 `json:"firstEventMs,omitempty"`
+	FirstEventMs int64 `json:"firstEventMs,omitempty" cbor:"5,keyasint,omitempty"`
 }
 
 // Session is one session window of a customer.
 type Session struct {
-	StartMs int64   `json:"startMs"`
-	EndMs   int64   `json:"endMs"`
-	Total   float64 `json:"total"`
+	StartMs int64   `json:"startMs" cbor:"1,keyasint,omitempty"`
+	EndMs   int64   `json:"endMs" cbor:"2,keyasint,omitempty"`
+	Total   float64 `json:"total" cbor:"3,keyasint"`
 	// Full marks a session whose customer reached MemoryBudget while it was under the limit:
 	// it is judged as over the limit from then on.
-	Full bool `json:"full,omitempty"`
+	Full bool `json:"full,omitempty" cbor:"4,keyasint,omitempty"`
 	// Orders holds the orders that PASSed in the session, so that a replayed one is recognised
 	// and answered PASS again instead of being counted again. A FAIL needs no memory: a session
 	// only ever grows (its total rises, merges add to it, Full stays), so a replayed FAIL is
 	// judged FAIL again — or, once its session expired, it is late, which FAILs too.
-	Orders map[string]CountedOrder `json:"orders"`
+	Orders map[string]CountedOrder `json:"orders" cbor:"5,keyasint,omitempty"`
 }
 
 // CountedOrder is one order's contribution to its session.
 type CountedOrder struct {
-	EventMs int64                   `json:"eventMs"`
-	Value   float64                 `json:"value"`
-	Result  domain.ValidationResult `json:"result"`
+	EventMs int64                   `json:"eventMs" cbor:"1,keyasint,omitempty"`
+	Value   float64                 `json:"value" cbor:"2,keyasint"`
+	Result  domain.ValidationResult `json:"result" cbor:"3,keyasint,omitempty"`
 }
 
 // Verdict is the outcome of applying one order to a customer's sessions.
@@ -181,8 +181,10 @@ func (c *CustomerSessions) account() {
 	}
 }
 
-// rememberCost is what remembering the order id costs against MemoryBudget: its id as the
-// JSON codec writes it (escapes can make it six times its length) plus a verdict.
+// rememberCost is what remembering the order id costs against MemoryBudget: its id as JSON
+// writes it (escapes can make it six times its length) plus a verdict. The table is CBOR now,
+// which is smaller; counting in JSON keeps the bound for values earlier versions wrote and
+// leaves the budget's meaning unchanged.
 func rememberCost(orderID string) int {
 	encoded, err := json.Marshal(orderID)
 	if err != nil {

@@ -31,10 +31,7 @@
 package inventory
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 
@@ -53,36 +50,13 @@ type Config = service.ProcessorConfig
 // DefaultConfig returns the defaults (admin port :9103).
 func DefaultConfig() Config { return service.NewProcessorConfig(":9103") }
 
-// loopCodec encodes and decodes loopback records. The loop edge itself is declared with
-// codec.Bytes so that a record that does not decode is dead-lettered instead of stopping the
-// processor.
-var loopCodec strictLoopCodec
-
-// strictLoopCodec refuses loopback records with fields this service never writes: such a
-// record was not written by us, and acting on part of it would be a guess.
-type strictLoopCodec struct {
-	platform.JSONCodec[LoopMessage]
-}
-
-// Unmarshal decodes strictly, then validates.
-func (strictLoopCodec) Unmarshal(data []byte) (LoopMessage, error) {
-	var m LoopMessage
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
-		return m, &platform.DecodeError{Kind: platform.ErrCorruptJSON, Record: "inventory loopback record", SchemaID: -1, Cause: err}
-	}
-	if dec.More() {
-		return m, &platform.DecodeError{Kind: platform.ErrCorruptJSON, Record: "inventory loopback record", SchemaID: -1, Cause: errors.New("trailing data")}
-	}
-	if err := m.Validate(); err != nil {
-		return m, &platform.DecodeError{Kind: platform.ErrInvalidValue, Record: "inventory loopback record", SchemaID: -1, Cause: err}
-	}
-	return m, nil
-}
+// loopCodec encodes and decodes loopback records, strictly: a record with fields this service
+// never writes was not written by us. The loop edge itself is declared with codec.Bytes so
+// that a record that does not decode is dead-lettered instead of stopping the processor.
+var loopCodec = platform.StateCodec[LoopMessage]{Strict: true}
 
 // tableCodec encodes the group-table values.
-var tableCodec platform.JSONCodec[TableValue]
+var tableCodec platform.StateCodec[TableValue]
 
 // Graph is the processor's topology: orders in, requests to products and verdicts back to
 // orders through the loopback topic, stock joined from warehouse-inventory, state in the group

@@ -132,12 +132,12 @@ func TestProcessorWorkedCase(t *testing.T) {
 		if !ok || key != string(c.order.Product) {
 			t.Fatalf("order %s: loopback record %q %v, want key %s", c.order.ID, key, ok, c.order.Product)
 		}
-		req, err := platform.JSONCodec[inventory.LoopMessage]{}.Unmarshal(raw.([]byte))
+		req, err := platform.StateCodec[inventory.LoopMessage]{}.Unmarshal(raw.([]byte))
 		if err != nil || req.Reserve == nil || req.Reserve.OrderID != c.order.ID || req.Reserve.Source.Topic != string(platform.TopicOrders) {
 			t.Fatalf("order %s: request %+v %v", c.order.ID, req, err)
 		}
 		key, raw, ok = hops.Next()
-		back, err := platform.JSONCodec[inventory.LoopMessage]{}.Unmarshal(raw.([]byte))
+		back, err := platform.StateCodec[inventory.LoopMessage]{}.Unmarshal(raw.([]byte))
 		if !ok || key != c.order.ID || err != nil || back.Verdict == nil || back.Verdict.Result != c.want {
 			t.Fatalf("order %s: verdict record %q %+v %v", c.order.ID, key, back, err)
 		}
@@ -384,8 +384,8 @@ func (b *brokerService) awaitReserved(t *testing.T, want map[domain.Product]int6
 			if !domain.Product(r.Key).Valid() || r.Value == nil {
 				continue // an order's entry or its deletion
 			}
-			var state inventory.ReservedStock
-			if err := json.Unmarshal(r.Value, &state); err != nil {
+			state, err := platform.StateCodec[inventory.ReservedStock]{}.Unmarshal(r.Value)
+			if err != nil {
 				t.Fatalf("table record %s: %v", r.Key, err)
 			}
 			latest[domain.Product(r.Key)] = state.Reserved

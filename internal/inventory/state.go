@@ -18,24 +18,24 @@ import (
 // an order id may equal a product name, and then both share the key.
 type TableValue struct {
 	ReservedStock
-	Order *OrderEntry `json:"order,omitempty"`
+	Order *OrderEntry `json:"order,omitempty" cbor:"10,keyasint,omitempty"`
 	// First is set under an order id's key: the Fingerprint of the id's first CREATED, kept
 	// after the order finished, so that a later CREATED of other content (another product,
 	// another quantity) reserves nothing that no decision would ever release.
-	First string `json:"first,omitempty"`
+	First string `json:"first,omitempty" cbor:"11,keyasint,omitempty"`
 	// Finished is set under an order id's key once the order's final state has been handled:
 	// what was sent to its product, so that the final state redelivered sends it again. The
 	// first sending may have been lost while this key's state was kept (a callback's writes
 	// can fail apart when a broker dies), which held the units of a FAILED order for good.
-	Finished *FinishedEntry `json:"finished,omitempty"`
+	Finished *FinishedEntry `json:"finished,omitempty" cbor:"12,keyasint,omitempty"`
 }
 
 // FinishedEntry is a finished order's last word to its product. Sending it again is safe: a
 // product releases or forgets only an answer it still holds.
 type FinishedEntry struct {
-	Product  domain.Product    `json:"product"`
-	Final    domain.OrderState `json:"final"`
-	Reserved int32             `json:"reserved,omitempty"`
+	Product  domain.Product    `json:"product" cbor:"1,keyasint,omitempty"`
+	Final    domain.OrderState `json:"final" cbor:"2,keyasint,omitempty"`
+	Reserved int32             `json:"reserved,omitempty" cbor:"3,keyasint,omitempty"`
 }
 
 // empty reports whether nothing is left to keep, so the key can be deleted.
@@ -50,24 +50,24 @@ func (v *TableValue) empty() bool {
 // again gets the same answer re-sent, which also repairs an answer lost in a crash.
 type ReservedStock struct {
 	// Reserved is the units held by orders that passed and were not released.
-	Reserved int64 `json:"reserved,omitempty"`
+	Reserved int64 `json:"reserved,omitempty" cbor:"1,keyasint,omitempty"`
 	// Orders are the in-flight orders' answers, by order id.
-	Orders map[string]Answer `json:"orders,omitempty"`
+	Orders map[string]Answer `json:"orders,omitempty" cbor:"2,keyasint,omitempty"`
 	// LatestEventMs is the latest reservation time seen: answers far older than it belong to
 	// orders whose final state was lost, and are dropped (their units stay reserved).
-	LatestEventMs int64 `json:"latestEventMs,omitempty"`
+	LatestEventMs int64 `json:"latestEventMs,omitempty" cbor:"3,keyasint,omitempty"`
 	// Applied maps a request's source ("topic/partition") to the offset of the latest request
 	// from it that was applied. Requests of one source are sent in offset order, so a first
 	// request (not a resend) of an unknown order at or below it comes from a record that was
 	// applied before and whose order has finished since: a redelivered CREATED. A resend may
 	// be below it without having been applied (its first sending lost in a crash while a
 	// later request of the partition got through), so a resend is never settled by it.
-	Applied map[string]int64 `json:"applied,omitempty"`
+	Applied map[string]int64 `json:"applied,omitempty" cbor:"4,keyasint,omitempty"`
 	// LoopNext is one past the offset of the last loopback record that changed this value.
 	// Every loopback record of a key comes from one partition of the loopback topic, in
 	// offset order, so a record below it is a redelivery of one already applied: exact,
 	// whatever its source.
-	LoopNext int64 `json:"loopNext,omitempty"`
+	LoopNext int64 `json:"loopNext,omitempty" cbor:"5,keyasint,omitempty"`
 }
 
 // Outcome says how a reservation request was handled.
@@ -88,9 +88,9 @@ const (
 
 // Answer is what a product answered one order.
 type Answer struct {
-	Result   domain.ValidationResult `json:"result"`
-	Reserved int32                   `json:"reserved,omitempty"`
-	EventMs  int64                   `json:"eventMs"`
+	Result   domain.ValidationResult `json:"result" cbor:"1,keyasint,omitempty"`
+	Reserved int32                   `json:"reserved,omitempty" cbor:"2,keyasint,omitempty"`
+	EventMs  int64                   `json:"eventMs" cbor:"3,keyasint,omitempty"`
 }
 
 // AnswerRetention bounds how long an answer waits for its order's final state. Orders are
@@ -107,9 +107,9 @@ const MaxAnswers = 256
 
 // Source identifies the record that asked for a change, for logs and dead letters.
 type Source struct {
-	Topic     string `json:"topic"`
-	Partition int32  `json:"partition"`
-	Offset    int64  `json:"offset"`
+	Topic     string `json:"topic" cbor:"1,keyasint,omitempty"`
+	Partition int32  `json:"partition" cbor:"2,keyasint,omitempty"`
+	Offset    int64  `json:"offset" cbor:"3,keyasint,omitempty"`
 }
 
 // sourceOf is the record being processed.
@@ -213,57 +213,57 @@ func (r *ReservedStock) Forget(orderID string) bool {
 // OrderEntry is an in-flight order's state, under its own key, from its CREATED record until
 // its final state; then only TableValue.First and TableValue.Finished stay.
 type OrderEntry struct {
-	Product domain.Product `json:"product"`
+	Product domain.Product `json:"product" cbor:"1,keyasint,omitempty"`
 	// Result is the verdict; empty while the product's answer is on its way.
-	Result domain.ValidationResult `json:"result,omitempty"`
+	Result domain.ValidationResult `json:"result,omitempty" cbor:"2,keyasint,omitempty"`
 	// Reserved is the units the order holds (0 unless it passed).
-	Reserved int32 `json:"reserved,omitempty"`
+	Reserved int32 `json:"reserved,omitempty" cbor:"3,keyasint,omitempty"`
 	// Final is the order's final state when it arrived before the verdict did.
-	Final domain.OrderState `json:"final,omitempty"`
+	Final domain.OrderState `json:"final,omitempty" cbor:"4,keyasint,omitempty"`
 }
 
 // LoopMessage is a record on the group's loopback topic: exactly one of its fields is set.
 // Reserve, Release and Forget go to a product's key, Verdict back to an order's key.
 type LoopMessage struct {
-	Reserve *ReserveRequest `json:"reserve,omitempty"`
-	Release *ReleaseRequest `json:"release,omitempty"`
-	Forget  *OrderRef       `json:"forget,omitempty"`
-	Verdict *VerdictRecord  `json:"verdict,omitempty"`
+	Reserve *ReserveRequest `json:"reserve,omitempty" cbor:"1,keyasint,omitempty"`
+	Release *ReleaseRequest `json:"release,omitempty" cbor:"2,keyasint,omitempty"`
+	Forget  *OrderRef       `json:"forget,omitempty" cbor:"3,keyasint,omitempty"`
+	Verdict *VerdictRecord  `json:"verdict,omitempty" cbor:"4,keyasint,omitempty"`
 }
 
 // ReserveRequest asks a product to judge and reserve for a CREATED order.
 type ReserveRequest struct {
-	OrderID  string `json:"orderId"`
-	Quantity int32  `json:"quantity"`
+	OrderID  string `json:"orderId" cbor:"1,keyasint,omitempty"`
+	Quantity int32  `json:"quantity" cbor:"2,keyasint,omitempty"`
 	// EventMs is the order's record time, carried because loopback records get their own.
-	EventMs int64  `json:"eventMs"`
-	Source  Source `json:"source"`
+	EventMs int64  `json:"eventMs" cbor:"3,keyasint,omitempty"`
+	Source  Source `json:"source" cbor:"4,keyasint,omitempty"`
 	// Resend says the order's key asked before without getting an answer (its CREATED was
 	// redelivered while the answer was pending): the first request may have been lost.
-	Resend bool `json:"resend,omitempty"`
+	Resend bool `json:"resend,omitempty" cbor:"5,keyasint,omitempty"`
 }
 
 // ReleaseRequest gives back the units of an order that ended FAILED.
 type ReleaseRequest struct {
-	OrderID string `json:"orderId"`
+	OrderID string `json:"orderId" cbor:"1,keyasint,omitempty"`
 	// Quantity is what the order's verdict said it reserved (0 for a FAIL); for logs and
 	// dead letters: the product releases what its own answer reserved.
-	Quantity int32  `json:"quantity"`
-	Source   Source `json:"source"`
+	Quantity int32  `json:"quantity" cbor:"2,keyasint,omitempty"`
+	Source   Source `json:"source" cbor:"3,keyasint,omitempty"`
 }
 
 // OrderRef names the order a forget is about.
 type OrderRef struct {
-	OrderID string `json:"orderId"`
+	OrderID string `json:"orderId" cbor:"1,keyasint,omitempty"`
 }
 
 // VerdictRecord tells an order's key what its product decided.
 type VerdictRecord struct {
-	Result   domain.ValidationResult `json:"result,omitempty"`
-	Reserved int32                   `json:"reserved,omitempty"`
+	Result   domain.ValidationResult `json:"result,omitempty" cbor:"1,keyasint,omitempty"`
+	Reserved int32                   `json:"reserved,omitempty" cbor:"2,keyasint,omitempty"`
 	// Settled says the request was handled long ago and its order has finished: the order's
 	// entry, created again by a redelivery, can go.
-	Settled bool `json:"settled,omitempty"`
+	Settled bool `json:"settled,omitempty" cbor:"3,keyasint,omitempty"`
 }
 
 // Validate refuses loopback records this service did not write, so platform.Decode

@@ -2,10 +2,15 @@ package inventory
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 
+	"github.com/fxamacker/cbor/v2"
+
 	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/platform"
 )
 
 func req(id string, qty int32, partition int32, offset int64) ReserveRequest {
@@ -195,5 +200,48 @@ func TestAReleaseFromAnotherSourceGivesBackNothingTwice(t *testing.T) {
 	rs.Release(ReleaseRequest{OrderID: "a", Quantity: 2, Source: Source{Topic: "orders", Partition: 0, Offset: 77}}, 2)
 	if rs.Reserved != 0 {
 		t.Fatalf("reserved %d after two releases of one order, want 0", rs.Reserved)
+	}
+}
+
+// A product's and an order's values, and every loop record, survive the codecs exactly,
+// including the flattened ReservedStock; the loop codec refuses what this service never writes.
+func TestValuesSurviveTheCodecs(t *testing.T) {
+	values := []TableValue{
+		{ReservedStock: ReservedStock{Reserved: 5, Orders: map[string]Answer{"o\xff": {Result: domain.Pass, Reserved: 2, EventMs: 9}, "o\xfe": {Result: domain.Fail, EventMs: 10}},
+			LatestEventMs: 10, Applied: map[string]int64{"orders/0": 7, "orders/5": 0}, LoopNext: 12}},
+		{Order: &OrderEntry{Product: domain.Jumpers, Result: domain.Pass, Reserved: 2, Final: domain.OrderFailed}, First: "WoYTXo9QbbBNNphr",
+			Finished: &FinishedEntry{Product: domain.Jumpers, Final: domain.OrderValidated, Reserved: 2}},
+		{},
+	}
+	for i, v := range values {
+		b, err := tableCodec.Encode(&v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := tableCodec.Unmarshal(b); err != nil || !reflect.DeepEqual(got, v) {
+			t.Fatalf("value %d: got %+v (%v), want %+v", i, got, err, v)
+		}
+	}
+	loops := []LoopMessage{
+		{Reserve: &ReserveRequest{OrderID: "o", Quantity: 1, EventMs: 5, Source: Source{Topic: "orders", Partition: 2, Offset: 3}, Resend: true}},
+		{Release: &ReleaseRequest{OrderID: "o", Quantity: 1, Source: Source{Topic: "orders", Partition: 2, Offset: 4}}},
+		{Forget: &OrderRef{OrderID: "o"}},
+		{Verdict: &VerdictRecord{Result: domain.Pass, Reserved: 1, Settled: true}},
+	}
+	for i, m := range loops {
+		b, err := loopCodec.Encode(&m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := loopCodec.Unmarshal(b); err != nil || !reflect.DeepEqual(got, m) {
+			t.Fatalf("loop record %d: got %+v (%v), want %+v", i, got, err, m)
+		}
+	}
+	foreign, err := cbor.Marshal(map[int]any{4: map[int]any{1: "PASS", 9: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loopCodec.Unmarshal(foreign); !errors.Is(err, platform.ErrCorruptCBOR) {
+		t.Fatalf("loop record with an unknown field: %v", err)
 	}
 }

@@ -26,6 +26,7 @@ var (
 	ErrCorruptAvro     = errors.New("corrupt Avro body")
 	ErrInvalidValue    = errors.New("value not representable in the domain")
 	ErrCorruptJSON     = errors.New("corrupt JSON body")
+	ErrCorruptCBOR     = errors.New("corrupt CBOR body")
 )
 
 // DecodeError says why bytes could not be decoded into a record: Kind is one of the Err*

@@ -14,7 +14,7 @@ import (
 // decodeKinds are the kinds a *DecodeError can have; each error matches exactly one.
 var decodeKinds = []error{
 	platform.ErrShortRecord, platform.ErrUnknownMagic, platform.ErrUnknownSchemaID,
-	platform.ErrWrongSchema, platform.ErrCorruptAvro, platform.ErrInvalidValue, platform.ErrCorruptJSON,
+	platform.ErrWrongSchema, platform.ErrCorruptAvro, platform.ErrInvalidValue, platform.ErrCorruptJSON, platform.ErrCorruptCBOR,
 }
 
 // checkDecodeError fails unless err is a *DecodeError of exactly one kind, the contract

@@ -57,9 +57,9 @@ func ParseCustomerKey(key string) (int64, error) {
 	return int64(binary.BigEndian.Uint64([]byte(key))), nil
 }
 
-// JSONCodec encodes a service's private state and loopback records as JSON. These never
-// leave the ecosystem's internal topics, so they need no schema; JSON keeps them readable
-// with any Kafka tool. Decode returns a *T.
+// JSONCodec encodes internal records that are written rarely and read by people and other
+// tools as they are: the Orders membership table. Per-order state and loopback records use
+// StateCodec, which is several times smaller. Decode returns a *T.
 type JSONCodec[T any] struct{}
 
 // Encode takes T or *T.

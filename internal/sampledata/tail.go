@@ -119,15 +119,20 @@ func (d *Decoder) Decode(r *kgo.Record) Line {
 	return line
 }
 
-// decodeValue decodes by the topic's known format. Internal topics (goka tables, loopback
-// topics, membership) are JSON, except the Orders view's table, which holds Avro orders; rather
-// than keeping a list of which is which, bytes that are not JSON are tried as Confluent Avro.
+// decodeValue decodes by the topic's known format. Internal topics hold the services' CBOR
+// state and loop records (shown with numbered fields, see platform.StateForDisplay), JSON
+// (membership, and state written before CBOR), or Avro orders (the Orders view's table);
+// rather than keeping a list of which is which, bytes that are neither JSON nor CBOR are
+// tried as Confluent Avro.
 func (d *Decoder) decodeValue(topic string, b []byte) (any, error) {
 	if dec, ok := d.values[topic]; ok {
 		return dec(b)
 	}
 	if json.Valid(b) {
 		return json.RawMessage(b), nil
+	}
+	if v, err := platform.StateForDisplay(b); err == nil {
+		return v, nil
 	}
 	var first error
 	for _, dec := range d.avro {

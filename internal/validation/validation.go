@@ -25,13 +25,13 @@ import (
 type State struct {
 	// Order is the CREATED order, once seen; the decision is written back as this order with
 	// its new state.
-	Order *domain.Order `json:"order,omitempty"`
+	Order *domain.Order `json:"order,omitempty" cbor:"1,keyasint,omitempty"`
 	// Results holds the first verdict of each check type.
-	Results map[domain.CheckType]domain.ValidationResult `json:"results,omitempty"`
+	Results map[domain.CheckType]domain.ValidationResult `json:"results,omitempty" cbor:"2,keyasint,omitempty"`
 	// Decision is VALIDATED or FAILED once decided, empty before.
-	Decision domain.OrderState `json:"decision,omitempty"`
+	Decision domain.OrderState `json:"decision,omitempty" cbor:"3,keyasint,omitempty"`
 	// DecidedBy identifies the input message that led to the decision (topic/partition/offset).
-	DecidedBy string `json:"decidedBy,omitempty"`
+	DecidedBy string `json:"decidedBy,omitempty" cbor:"4,keyasint,omitempty"`
 }
 
 // decide returns the decision the state calls for, or "" while undecided.
@@ -82,7 +82,7 @@ func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
 			})),
 		// Bytes, like the input edge of the same topic: a topic has one codec in a graph.
 		goka.Output(orders, new(codec.Bytes)),
-		goka.Persist(platform.JSONCodec[State]{}),
+		goka.Persist(platform.StateCodec[State]{}),
 		platform.DeadLetterEdge(n),
 	)
 }

@@ -92,8 +92,8 @@ func (c *cluster) collectAudit(emailServices ...*service) *audit {
 		if r.Value == nil {
 			continue
 		}
-		var rs inventory.ReservedStock
-		if err := json.Unmarshal(r.Value, &rs); err != nil {
+		rs, err := platform.StateCodec[inventory.ReservedStock]{}.Unmarshal(r.Value)
+		if err != nil {
 			a.undecodable++
 			continue
 		}
@@ -416,8 +416,8 @@ func (c *cluster) logInventoryHistory(product domain.Product) {
 		if string(r.Key) != string(product) {
 			return
 		}
-		var v inventory.TableValue
-		if r.Value == nil || json.Unmarshal(r.Value, &v) != nil {
+		v, err := platform.StateCodec[inventory.TableValue]{}.Unmarshal(r.Value)
+		if r.Value == nil || err != nil {
 			lines = append(lines, fmt.Sprintf("offset %d: not a value (%d bytes)", r.Offset, len(r.Value)))
 			return
 		}

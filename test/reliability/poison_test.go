@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fxamacker/cbor/v2"
 	"github.com/linkedin/goavro/v2"
 	"github.com/lovoo/goka"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -172,31 +173,49 @@ func poisonRecords(t *testing.T, codecs *platform.Codecs) []poison {
 	}
 	out = append(out, poison{what: "customer: 3-byte key", topic: customers, key: []byte("abc"), value: customer, reasons: []string{"wrong length"}})
 
-	// Loop topics carry each service's private JSON messages; their formats change with the
-	// services, so the records here are either not JSON at all or JSON that no version of
-	// the service writes, and refused as either.
-	corrupt, invalid := platform.ErrCorruptJSON.Error(), platform.ErrInvalidValue.Error()
+	// Loop topics carry each service's private CBOR messages (JSON from earlier versions is
+	// still read); their formats change with the services, so the records here are either not
+	// a message at all or one that no version of the service writes, and refused as either.
+	corruptJSON, corruptCBOR, invalid := platform.ErrCorruptJSON.Error(), platform.ErrCorruptCBOR.Error(), platform.ErrInvalidValue.Error()
 	loop := func(g goka.Group, label string, values ...string) {
 		for i, v := range values {
-			reasons := []string{corrupt, invalid}
+			reasons := []string{corruptJSON, corruptCBOR, invalid}
 			if i == 0 {
-				reasons = []string{corrupt}
+				reasons = []string{corruptCBOR}
 			}
-			out = append(out, poison{what: fmt.Sprintf("%s loop: %s", label, v), topic: platform.LoopTopic(g),
+			out = append(out, poison{what: fmt.Sprintf("%s loop: %q", label, v), topic: platform.LoopTopic(g),
 				key: []byte(fmt.Sprintf("poison-%s-%d", label, i)), value: []byte(v), reasons: reasons})
 		}
+	}
+	cborOf := func(v map[int]any) string {
+		b, err := cbor.Marshal(v)
+		if err != nil {
+			panic(err)
+		}
+		return string(b)
+	}
+	cborOrder := func(state string) map[int]any {
+		return map[int]any{1: "p9", 2: 1, 3: state, 4: "JUMPERS", 5: 1, 6: 1.0}
 	}
 	loop(platform.GroupFraud, "fraud", "not json", "null",
 		`{"order":{"id":"p1","customerId":1,"state":"LOST","product":"JUMPERS","quantity":1,"price":1},"eventTimeMs":1}`,
 		`{"order":{"id":"p2","customerId":1,"state":"VALIDATED","product":"JUMPERS","quantity":1,"price":1},"eventTimeMs":1}`,
-		`{"order":{"id":"p3","quantity":"many"}}`)
+		`{"order":{"id":"p3","quantity":"many"}}`,
+		cborOf(map[int]any{1: cborOrder("VALIDATED"), 2: 1}),
+		cborOf(map[int]any{1: cborOrder("CREATED"), 2: 1, 9: "not ours"}))
 	loop(platform.GroupInventory, "inventory", "not json", "null", `{}`,
 		`{"reserve":{"orderId":"p4","quantity":1}}`,
 		`{"verdict":{"result":"ERROR"}}`,
 		`{"release":{"orderId":"p5","quantity":1e99,"source":{"topic":"orders"}}}`,
-		`{"reserve":{"orderId":"p6","quantity":1,"source":{"topic":"orders"}},"verdict":{"result":"PASS"}}`)
+		`{"reserve":{"orderId":"p6","quantity":1,"source":{"topic":"orders"}},"verdict":{"result":"PASS"}}`,
+		cborOf(map[int]any{}),
+		cborOf(map[int]any{4: map[int]any{1: "ERROR"}}),
+		cborOf(map[int]any{1: map[int]any{1: "p10", 2: 1, 4: map[int]any{1: "orders"}}, 4: map[int]any{1: "PASS"}}),
+		cborOf(map[int]any{3: map[int]any{1: "p11", 7: 1}}))
 	loop(platform.GroupEmail, "email", "not json", "null", `{}`,
-		`{"payment":{"payment":{"id":"p7","orderId":"p7"}},"customer":{"id":1}}`)
+		`{"payment":{"payment":{"id":"p7","orderId":"p7"}},"customer":{"id":1}}`,
+		cborOf(map[int]any{}),
+		cborOf(map[int]any{1: map[int]any{1: map[int]any{1: "p12", 2: "p12"}}, 3: map[int]any{1: 1}}))
 	for i := range out {
 		if out[i].value != nil && out[i].groups == nil {
 			out[i].groups = consumersOf(out[i].topic)
