@@ -3,6 +3,7 @@ package email
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -33,28 +34,47 @@ const heldOverhead = 48
 
 // stamp is a time kept in the group table or a loop record. CBOR's own time forms are whole
 // seconds or a float that cannot hold nanoseconds at today's dates, and the join window's
-// bound is compared to the nanosecond, so a stamp is written as Unix nanoseconds (an integer;
-// 0 for the zero time). JSON written by earlier versions is read through time.Time's own
-// methods, which the embedding promotes.
+// bound is compared to the nanosecond, so a stamp is written as Unix nanoseconds (an integer),
+// or as [seconds, nanoseconds] outside the years 1678-2262 that an int64 of nanoseconds holds
+// (a record's timestamp can be anything), and the zero time as null. JSON written by earlier
+// versions is read through time.Time's own methods, which the embedding promotes.
 type stamp struct{ time.Time }
 
-// MarshalCBOR writes the Unix nanoseconds.
+// nanosSpan is where UnixNano is exact.
+var nanosSpan = [2]time.Time{time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)}
+
+// MarshalCBOR writes the time as described on stamp.
 func (s stamp) MarshalCBOR() ([]byte, error) {
-	if s.IsZero() {
-		return cbor.Marshal(0)
+	switch {
+	case s.IsZero():
+		return cbor.Marshal(nil)
+	case s.Before(nanosSpan[0]) || s.After(nanosSpan[1]):
+		return cbor.Marshal([2]int64{s.Unix(), int64(s.Nanosecond())})
 	}
 	return cbor.Marshal(s.UnixNano())
 }
 
 // UnmarshalCBOR reads what MarshalCBOR wrote.
 func (s *stamp) UnmarshalCBOR(data []byte) error {
+	var v any
+	if err := cbor.Unmarshal(data, &v); err != nil {
+		return fmt.Errorf("decode time: %w", err)
+	}
+	switch v.(type) {
+	case nil:
+		*s = stamp{}
+		return nil
+	case []any:
+		var parts [2]int64
+		if err := cbor.Unmarshal(data, &parts); err != nil || parts[1] < 0 || parts[1] >= 1e9 {
+			return fmt.Errorf("decode time: %x is not [seconds, nanoseconds]", data)
+		}
+		*s = stamp{time.Unix(parts[0], parts[1]).UTC()}
+		return nil
+	}
 	var ns int64
 	if err := cbor.Unmarshal(data, &ns); err != nil {
 		return fmt.Errorf("decode time: %w", err)
-	}
-	if ns == 0 {
-		*s = stamp{}
-		return nil
 	}
 	*s = stamp{time.Unix(0, ns).UTC()}
 	return nil
@@ -179,11 +199,9 @@ func heldCost(orderID string) int {
 
 // withinWindow reports whether two event times are close enough to join.
 func withinWindow(a, b time.Time) bool {
-	d := a.Sub(b)
-	if d < 0 {
-		d = -d
-	}
-	return d <= JoinWindow
+	// Not |a-b| <= window: Sub saturates for times centuries apart (a zero time against
+	// today's), and the negation of the most negative duration is itself.
+	return !a.Before(b.Add(-JoinWindow)) && !a.After(b.Add(JoinWindow))
 }
 
 // done reports whether the order needs nothing more: its email is settled (sent, refused or

@@ -3,6 +3,7 @@ package email
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -165,5 +166,49 @@ func TestStateSurvivesTheTableCodec(t *testing.T) {
 	}
 	if want := time.Date(2026, 12, 1, 17, 25, 27, 293038688, time.UTC); !got.Order.Updated.Equal(want) || got.Order.Enriched.Topic != "silver" || got.Order.Emailed.Source.Topic != "email-service-loop" {
 		t.Fatalf("legacy state read as %+v", got.Order)
+	}
+}
+
+// A stamp keeps any time exactly, including the epoch, times an int64 of nanoseconds cannot
+// hold, and the zero time; the join window holds for times centuries apart.
+func TestStampEdges(t *testing.T) {
+	codec := platform.StateCodec[entry]{}
+	for _, at := range []time.Time{
+		{}, time.Unix(0, 0).UTC(), time.Unix(0, -1).UTC(), time.Date(1677, 9, 21, 0, 0, 0, 0, time.UTC),
+		time.Date(1600, 1, 1, 0, 0, 0, 7, time.UTC), time.Date(2262, 4, 12, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC), time.UnixMilli(math.MinInt64).UTC(), base,
+	} {
+		v := entry{Order: &orderState{Updated: stamp{at}}}
+		b, err := codec.Encode(&v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := codec.Unmarshal(b)
+		if err != nil || !got.Order.Updated.Equal(at) || got.Order.Updated.IsZero() != at.IsZero() {
+			t.Errorf("%v round-trips to %v (%v)", at, got.Order.Updated, err)
+		}
+	}
+	for _, bad := range [][]byte{{0x82, 0x01, 0x3a, 0, 0, 0, 0}, {0x82, 0x01, 0x1a, 0x3b, 0x9a, 0xca, 0x00}, {0x63, 'a', 'b', 'c'}} {
+		var s stamp
+		if err := s.UnmarshalCBOR(bad); err == nil {
+			t.Errorf("%x decoded as %v", bad, s)
+		}
+	}
+	today := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	cases := []struct {
+		a, b time.Time
+		want bool
+	}{
+		{today, today.Add(JoinWindow), true},
+		{today, today.Add(JoinWindow + 1), false},
+		{today.Add(JoinWindow), today, true},
+		{time.Time{}, today, false},
+		{time.UnixMilli(0), today, false},
+		{time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64), false},
+	}
+	for _, c := range cases {
+		if got := withinWindow(c.a, c.b); got != c.want {
+			t.Errorf("withinWindow(%v, %v) = %v", c.a, c.b, got)
+		}
 	}
 }

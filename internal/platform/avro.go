@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -322,6 +323,12 @@ func (c *AvroCodec[T]) Unmarshal(b []byte) (T, error) {
 	if !ok {
 		return fail(ErrCorruptAvro, id, fmt.Errorf("body is %T, not a record", native))
 	}
+	// Avro strings are UTF-8; goavro passes any bytes through. An id that is not UTF-8 would be
+	// an id other clients cannot name (Java's decoder replaces the bytes, JSON tools too), so it
+	// is refused here rather than kept as a key in the services' state.
+	if field, bad := notUTF8(m); bad {
+		return fail(ErrCorruptAvro, id, fmt.Errorf("field %s is not UTF-8, as Avro strings must be", field))
+	}
 	v, err := c.fromNative(m)
 	if err != nil {
 		return fail(ErrInvalidValue, id, err)
@@ -417,4 +424,28 @@ func CodecsFor(ctx context.Context, registryURL string) (*Codecs, error) {
 		return nil, err
 	}
 	return NewCodecs(s), nil
+}
+
+// notUTF8 finds a string in a decoded Avro value that is not valid UTF-8, and names its field.
+func notUTF8(v any) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return "", !utf8.ValidString(v)
+	case map[string]any:
+		for k, e := range v {
+			if field, bad := notUTF8(e); bad {
+				if field == "" {
+					return k, true
+				}
+				return k + "." + field, true
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if field, bad := notUTF8(e); bad {
+				return field, true
+			}
+		}
+	}
+	return "", false
 }

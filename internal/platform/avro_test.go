@@ -254,3 +254,40 @@ func TestSchemasMatchSpec(t *testing.T) {
 		t.Error(`Customer.level must default to "bronze"`)
 	}
 }
+
+// A string that is not UTF-8 is not Avro: an order id of such bytes is refused as corrupt, so
+// it never becomes a key of the services' state (where other clients could not name it).
+func TestAvroRefusesStringsThatAreNotUTF8(t *testing.T) {
+	codecs := platform.StaticCodecs()
+	// Each case encodes (goavro writes any bytes) and decodes one record, returning the error.
+	decode := func(b []byte, err error, unmarshal func([]byte) error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return unmarshal(b)
+	}
+	cases := []struct {
+		name string
+		run  func() error
+	}{
+		{"order id", func() error {
+			b, err := codecs.Order.Marshal(domain.Order{ID: "o\xff", CustomerID: 1, State: domain.OrderCreated, Product: domain.Jumpers, Quantity: 1, Price: 1})
+			return decode(b, err, func(b []byte) error { _, err := codecs.Order.Unmarshal(b); return err })
+		}},
+		{"payment's order id", func() error {
+			b, err := codecs.Payment.Marshal(domain.Payment{ID: "p", OrderID: "o\xfe", Ccy: "EUR", Amount: 1})
+			return decode(b, err, func(b []byte) error { _, err := codecs.Payment.Unmarshal(b); return err })
+		}},
+		{"validation's order id", func() error {
+			b, err := codecs.OrderValidation.Marshal(domain.OrderValidation{OrderID: "\x80", CheckType: domain.FraudCheck, ValidationResult: domain.Pass})
+			return decode(b, err, func(b []byte) error { _, err := codecs.OrderValidation.Unmarshal(b); return err })
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.run(); !errors.Is(err, platform.ErrCorruptAvro) || !strings.Contains(err.Error(), "not UTF-8") {
+				t.Fatalf("got %v, want ErrCorruptAvro naming UTF-8", err)
+			}
+		})
+	}
+}

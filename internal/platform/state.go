@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"math/big"
+	"strconv"
+	"strings"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -136,7 +140,8 @@ func strictJSON(data []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return err
 	}
-	if dec.More() {
+	// More() is false before a stray '}' or ']'; only the end of input will do.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errors.New("trailing data")
 	}
 	return nil
@@ -157,15 +162,33 @@ func StateForDisplay(data []byte) (any, error) {
 	return displayable(v), nil
 }
 
-// displayable turns CBOR's map[any]any into map[string]any, all the way down.
+// displayable turns CBOR's map[any]any into map[string]any, all the way down. A field number
+// shows as its digits; any other key as Go quotes it when it could be taken for a number, so
+// that the key 1 and the text "1" stay two entries.
 func displayable(v any) any {
 	switch v := v.(type) {
 	case map[any]any:
 		out := make(map[string]any, len(v))
 		for k, e := range v {
-			out[fmt.Sprint(k)] = displayable(e)
+			var name string
+			switch k := k.(type) {
+			case uint64, int64:
+				name = fmt.Sprint(k)
+			case string:
+				name = k
+				if _, err := strconv.ParseFloat(k, 64); err == nil || strings.HasPrefix(k, `"`) {
+					name = strconv.Quote(k)
+				}
+			default:
+				name = fmt.Sprintf("%#v", k)
+			}
+			out[name] = displayable(e)
 		}
 		return out
+	case big.Int:
+		return v.String()
+	case *big.Int:
+		return v.String()
 	case []any:
 		for i, e := range v {
 			v[i] = displayable(e)

@@ -185,3 +185,29 @@ func TestStateForDisplay(t *testing.T) {
 		}
 	}
 }
+
+// What a hostile producer could write is shown as written: an integer key and a text key of
+// the same digits stay apart, integers beyond 64 bits show their value, trailing JSON is refused.
+func TestStateForDisplayKeepsHostileKeysApart(t *testing.T) {
+	cases := []struct {
+		data []byte
+		want string
+	}{
+		{[]byte{0xa2, 0x01, 0x01, 0x61, '1', 0x02}, `{"\"1\"":2,"1":1}`},
+		{[]byte{0xa1, 0x01, 0x3b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, `{"1":"-18446744073709551616"}`},
+	}
+	for _, c := range cases {
+		v, err := platform.StateForDisplay(c.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, _ := json.Marshal(v); string(out) != c.want {
+			t.Errorf("%x shown as %s, want %s", c.data, out, c.want)
+		}
+	}
+	for _, trailing := range []string{`{"count":1}}`, `{"count":1}]`, `{"count":1} {}`} {
+		if _, err := (platform.StateCodec[probeState]{Strict: true}).Unmarshal([]byte(trailing)); !errors.Is(err, platform.ErrCorruptJSON) {
+			t.Errorf("%s: %v", trailing, err)
+		}
+	}
+}
