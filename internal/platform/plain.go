@@ -63,10 +63,13 @@ func ParseCustomerKey(key string) (int64, error) {
 type JSONCodec[T any] struct{}
 
 // Encode takes T or *T.
-func (JSONCodec[T]) Encode(value any) ([]byte, error) {
+func (JSONCodec[T]) Encode(value any) ([]byte, error) { return encodeOwn[T](value, json.Marshal) }
+
+// encodeOwn encodes value with marshal when it is a T or *T: a goka codec's Encode gets any.
+func encodeOwn[T any](value any, marshal func(any) ([]byte, error)) ([]byte, error) {
 	switch value.(type) {
 	case T, *T:
-		b, err := json.Marshal(value)
+		b, err := marshal(value)
 		if err != nil {
 			return nil, fmt.Errorf("encode %T: %w", value, err)
 		}
@@ -75,6 +78,17 @@ func (JSONCodec[T]) Encode(value any) ([]byte, error) {
 		var zero T
 		return nil, fmt.Errorf("encode %T: unsupported value type %T", zero, value)
 	}
+}
+
+// validated refuses a decoded value whose type has a Validate() error method that fails
+// (ErrInvalidValue), so it is dead-lettered rather than acted on.
+func validated[T any](v T) error {
+	if validator, ok := any(v).(interface{ Validate() error }); ok {
+		if err := validator.Validate(); err != nil {
+			return &DecodeError{Kind: ErrInvalidValue, Record: fmt.Sprintf("%T", v), SchemaID: -1, Cause: err}
+		}
+	}
+	return nil
 }
 
 // Decode returns a *T.
@@ -94,10 +108,5 @@ func (JSONCodec[T]) Unmarshal(data []byte) (T, error) {
 	if err := json.Unmarshal(data, &v); err != nil {
 		return v, &DecodeError{Kind: ErrCorruptJSON, Record: fmt.Sprintf("%T", v), SchemaID: -1, Cause: err}
 	}
-	if validator, ok := any(v).(interface{ Validate() error }); ok {
-		if err := validator.Validate(); err != nil {
-			return v, &DecodeError{Kind: ErrInvalidValue, Record: fmt.Sprintf("%T", v), SchemaID: -1, Cause: err}
-		}
-	}
-	return v, nil
+	return v, validated(v)
 }

@@ -76,19 +76,7 @@ func mustDecMode(o cbor.DecOptions) cbor.DecMode {
 }
 
 // Encode takes T or *T.
-func (StateCodec[T]) Encode(value any) ([]byte, error) {
-	switch value.(type) {
-	case T, *T:
-		b, err := stateEnc.Marshal(value)
-		if err != nil {
-			return nil, fmt.Errorf("encode %T: %w", value, err)
-		}
-		return b, nil
-	default:
-		var zero T
-		return nil, fmt.Errorf("encode %T: unsupported value type %T", zero, value)
-	}
-}
+func (StateCodec[T]) Encode(value any) ([]byte, error) { return encodeOwn[T](value, stateEnc.Marshal) }
 
 // Decode returns a *T.
 func (c StateCodec[T]) Decode(data []byte) (any, error) {
@@ -117,12 +105,7 @@ func (c StateCodec[T]) Unmarshal(data []byte) (T, error) {
 			return v, &DecodeError{Kind: ErrCorruptCBOR, Record: fmt.Sprintf("%T", v), SchemaID: -1, Cause: err}
 		}
 	}
-	if validator, ok := any(v).(interface{ Validate() error }); ok {
-		if err := validator.Validate(); err != nil {
-			return v, &DecodeError{Kind: ErrInvalidValue, Record: fmt.Sprintf("%T", v), SchemaID: -1, Cause: err}
-		}
-	}
-	return v, nil
+	return v, validated(v)
 }
 
 // unmarshalJSON reads a value an earlier version wrote; strict as the CBOR path is.
