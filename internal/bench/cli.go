@@ -71,6 +71,9 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 		cfg.Broker = m
 		return err
 	})
+	// TLS and SASL to a running ecosystem's secured Kafka (--brokers); the extra Orders
+	// instances read the same settings from the environment variables.
+	cfg.Kafka.Security.RegisterFlags(fs)
 	fs.DurationVar(&cfg.BrokerCompactEvery, "broker-compact-every", 0, "with --broker process: how often the broker compacts (0: the embedded broker's default, 1h)")
 	fs.StringVar(&cfg.Kafka.Producer, "producer", cfg.Kafka.Producer, "client the started ecosystem's stream processors write with: franz-go or sarama (goka's own)")
 	fs.StringVar(&cfg.URL, "url", "", "Orders REST base URL of a running ecosystem (with --brokers); its stock is set to 2^30 of every product")

@@ -114,6 +114,9 @@ func (c Config) Validate() error {
 	case c.Kafka.Partitions < 1:
 		return fmt.Errorf("config: partitions %d < 1", c.Kafka.Partitions)
 	}
+	if err := c.Kafka.Security.Check(); err != nil {
+		return err
+	}
 	for i, r := range c.Rates {
 		if !(r > 0) || (i > 0 && r <= c.Rates[i-1]) {
 			return fmt.Errorf("config: rates %v must be positive and increasing", c.Rates)

@@ -118,6 +118,9 @@ func (c Config) Validate() error {
 // PlatformConfig returns the Kafka and logging part.
 func (c Config) PlatformConfig() platform.Config { return c.Kafka }
 
+// EmbeddedBroker reports whether the ecosystem runs its own broker (no --brokers).
+func (c Config) EmbeddedBroker() bool { return len(c.Kafka.Brokers) == 0 }
+
 // LogValue prints the configuration in the start-up log line.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
@@ -262,7 +265,7 @@ func seedOnce(ctx context.Context, cfg platform.Config) error {
 		return fmt.Errorf("seed: %w", err)
 	}
 	// Customers are Avro: write them with the same schema ids the services read with.
-	codecs, err := platform.CodecsFor(ctx, cfg.SchemaRegistryURL)
+	codecs, err := platform.CodecsFor(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}

@@ -185,7 +185,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	codecs, err := platform.CodecsFor(ctx, cfg.Kafka.SchemaRegistryURL)
+	codecs, err := platform.CodecsFor(ctx, cfg.Kafka)
 	if err != nil {
 		return nil, fmt.Errorf("email: %w", err)
 	}

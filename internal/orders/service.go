@@ -63,7 +63,7 @@ type Service struct {
 // address is known before the first announcement) and builds the processors, view and
 // emitters. Nothing runs until Run.
 func New(ctx context.Context, cfg Config) (*Service, error) {
-	codecs, err := platform.CodecsFor(ctx, cfg.Kafka.SchemaRegistryURL)
+	codecs, err := platform.CodecsFor(ctx, cfg.Kafka)
 	if err != nil {
 		return nil, fmt.Errorf("orders: %w", err)
 	}

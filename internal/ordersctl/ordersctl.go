@@ -233,8 +233,14 @@ func (r *run) client() (*kgo.Client, error) {
 	return cl, nil
 }
 
+// codecs checks the connection to Kafka (platform.CheckCluster: a wrong password or
+// certificate is one line, at once) and loads the codecs. Every command that talks to Kafka
+// calls it first, after checking its own flags.
 func (r *run) codecs(ctx context.Context) (*platform.Codecs, error) {
-	c, err := platform.CodecsFor(ctx, r.cfg.SchemaRegistryURL)
+	if err := platform.CheckCluster(ctx, r.cfg); err != nil {
+		return nil, err
+	}
+	c, err := platform.CodecsFor(ctx, r.cfg)
 	if err != nil {
 		return nil, fmt.Errorf("load codecs: %w", err)
 	}
@@ -246,6 +252,9 @@ func setupProvision(fs *flag.FlagSet) func(context.Context, *run) error {
 	return func(ctx context.Context, r *run) error {
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
+		if err := platform.CheckCluster(ctx, r.cfg); err != nil {
+			return err
+		}
 		res, err := platform.ProvisionCluster(ctx, r.cfg)
 		for _, t := range res.Created {
 			fmt.Fprintf(r.stdout, "created  %s\n", t)

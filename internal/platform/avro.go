@@ -148,8 +148,8 @@ func NewStaticSchemaSet() (*SchemaSet, error) {
 // subjects the topics use (TopicNameStrategy, "<topic>-value"; records on no public topic under
 // their full name), and returns a set that writes the registry's ids and looks up unknown ids
 // there (cached), so records written by other producers with other schema versions decode too.
-func NewRegistrySchemaSet(ctx context.Context, url string) (*SchemaSet, error) {
-	client, err := sr.NewClient(sr.URLs(url))
+func NewRegistrySchemaSet(ctx context.Context, url string, opts ...sr.ClientOpt) (*SchemaSet, error) {
+	client, err := sr.NewClient(append([]sr.ClientOpt{sr.URLs(url)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("schema registry: create client: %w", err)
 	}
@@ -413,13 +413,13 @@ func StaticCodecs() *Codecs {
 	return staticCodecs
 }
 
-// CodecsFor returns the static codecs when registryURL is empty, else registers the schemas
-// with the registry and returns codecs using its ids.
-func CodecsFor(ctx context.Context, registryURL string) (*Codecs, error) {
-	if registryURL == "" {
+// CodecsFor returns the static codecs when cfg names no schema registry, else registers the
+// schemas with the registry (with cfg's basic auth and CA) and returns codecs using its ids.
+func CodecsFor(ctx context.Context, cfg Config) (*Codecs, error) {
+	if cfg.SchemaRegistryURL == "" {
 		return StaticCodecs(), nil
 	}
-	s, err := NewRegistrySchemaSet(ctx, registryURL)
+	s, err := NewRegistrySchemaSet(ctx, cfg.SchemaRegistryURL, cfg.Security.registryOptions()...)
 	if err != nil {
 		return nil, err
 	}

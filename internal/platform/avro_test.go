@@ -71,7 +71,7 @@ func TestCodecsRoundTripStaticIDs(t *testing.T) {
 func TestCodecsRoundTripRegistryIDs(t *testing.T) {
 	reg := srfake.New()
 	defer reg.Close()
-	codecs, err := platform.CodecsFor(context.Background(), reg.URL())
+	codecs, err := platform.CodecsFor(context.Background(), platform.Config{SchemaRegistryURL: reg.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestCodecsRoundTripRegistryIDs(t *testing.T) {
 func TestRegistryModeDecodesOtherWriterSchemas(t *testing.T) {
 	reg := srfake.New()
 	defer reg.Close()
-	codecs, err := platform.CodecsFor(context.Background(), reg.URL())
+	codecs, err := platform.CodecsFor(context.Background(), platform.Config{SchemaRegistryURL: reg.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}

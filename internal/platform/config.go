@@ -32,6 +32,8 @@ type Config struct {
 	// from this config (see NewGoka), so a whole ecosystem can run with another client tuning;
 	// the benchmark uses it for its goka-defaults baseline. It has no flag: nil in production.
 	Sarama *sarama.Config
+	// Security is TLS and SASL to Kafka and auth to the schema registry; zero is plaintext.
+	Security Security
 }
 
 // DefaultConfig is what a binary runs with when nothing is set: a local single broker.
@@ -70,6 +72,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	StringVar(fs, &c.LogLevel, "log-level", "LOG_LEVEL", c.LogLevel, "log level: debug, info, warn or error")
 	StringVar(fs, &c.Producer, "producer", "KAFKA_PRODUCER", c.Producer,
 		"client the stream processors write with: franz-go, or sarama (goka's own)")
+	c.Security.RegisterFlags(fs)
 }
 
 // Validate reports the first unusable value.
@@ -89,7 +92,7 @@ func (c Config) Validate() error {
 	if _, err := ParseLevel(c.LogLevel); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	return nil
+	return c.Security.Check()
 }
 
 // LogValue lets slog print the config once at start.
@@ -103,6 +106,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("client_id", c.ClientID),
 		slog.String("topic_prefix", c.TopicPrefix),
 		slog.String("producer", c.Producer),
+		slog.Any("security", c.Security),
 	)
 }
 

@@ -44,16 +44,16 @@ type franzProducer struct {
 
 // newFranzProducer builds a producer placing keys with hasher exactly as sarama's hash
 // partitioner does, so records land where goka's own producer would put them.
-func newFranzProducer(brokers []string, clientID string, hasher func() hash.Hash32) (goka.Producer, error) {
+func newFranzProducer(cfg Config, hasher func() hash.Hash32) (goka.Producer, error) {
 	// The project's client settings (acks, no linger, metadata age), with goka's placement in
 	// place of ClientOptions' partitioner: later options win.
-	cl, err := kgo.NewClient(ClientOptions(Config{Brokers: brokers, ClientID: clientID},
+	cl, err := kgo.NewClient(ClientOptions(cfg,
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.RecordDeliveryTimeout(producerDeliveryTimeout),
 		kgo.RecordPartitioner(hashPartitioner{hasher: hasher}),
 	)...)
 	if err != nil {
-		return nil, fmt.Errorf("create franz-go producer %s: %w", clientID, err)
+		return nil, fmt.Errorf("create franz-go producer %s: %w", cfg.ClientID, err)
 	}
 	return &franzProducer{client: cl}, nil
 }

@@ -30,7 +30,7 @@ func TestFranzProducerAfterClose(t *testing.T) {
 	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 4, 1, nil, "review-after-close"); err != nil {
 		t.Fatal(err)
 	}
-	p, err := newFranzProducer(b.Addrs(), "review", Hasher())
+	p, err := newFranzProducer(Config{Brokers: b.Addrs(), ClientID: "review"}, Hasher())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,18 +90,22 @@ type Goka struct {
 	// Producer is the client processors, views and emitters write with (Config.Producer);
 	// empty means ProducerFranz.
 	Producer string
+	// Security is applied to every sarama and franz-go client goka builds.
+	Security Security
 }
 
 // NewGoka returns the goka builders for cfg, with cfg.Sarama as the sarama override.
 func NewGoka(cfg Config) *Goka {
-	return &Goka{Brokers: cfg.Brokers, Replication: cfg.Replication, StateDir: cfg.StateDir, ClientID: cfg.ClientID, Sarama: cfg.Sarama, Producer: cfg.Producer}
+	return &Goka{Brokers: cfg.Brokers, Replication: cfg.Replication, StateDir: cfg.StateDir, ClientID: cfg.ClientID, Sarama: cfg.Sarama, Producer: cfg.Producer, Security: cfg.Security}
 }
 
 func (g *Goka) sarama() *sarama.Config {
+	cfg := SaramaConfig(g.ClientID)
 	if g.Sarama != nil {
-		return g.Sarama
+		cfg = withClientID(g.Sarama, g.Sarama.ClientID)
 	}
-	return SaramaConfig(g.ClientID)
+	g.Security.applySarama(cfg)
+	return cfg
 }
 
 func (g *Goka) topicManagerBuilder() goka.TopicManagerBuilder {
@@ -117,7 +121,9 @@ func (g *Goka) topicManagerBuilder() goka.TopicManagerBuilder {
 
 func (g *Goka) producerBuilder() goka.ProducerBuilder {
 	if g.Producer != ProducerSarama {
-		return newFranzProducer
+		return func(brokers []string, clientID string, hasher func() hash.Hash32) (goka.Producer, error) {
+			return newFranzProducer(Config{Brokers: brokers, ClientID: clientID, Security: g.Security}, hasher)
+		}
 	}
 	base := g.sarama()
 	return func(brokers []string, clientID string, hasher func() hash.Hash32) (goka.Producer, error) {

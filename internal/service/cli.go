@@ -79,6 +79,9 @@ func Main[C any, PC interface {
 		if _, err := Setup(name, os.Args[1:], PC(&cfg)); err != nil {
 			return err
 		}
+		if err := checkCluster(ctx, PC(&cfg)); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
 		svc, err := build(ctx, cfg)
 		if err != nil {
 			return err
@@ -87,6 +90,21 @@ func Main[C any, PC interface {
 	}()
 	stop()
 	os.Exit(Exit(err))
+}
+
+// EmbeddedBroker is implemented by a configuration that may start its own broker (the
+// ecosystem binary), which then cannot be checked before it runs.
+type EmbeddedBroker interface {
+	EmbeddedBroker() bool
+}
+
+// checkCluster connects once before anything is built, so that a wrong password, mechanism,
+// certificate or listener ends the process at start with a line saying which.
+func checkCluster(ctx context.Context, cfg Config) error {
+	if e, ok := cfg.(EmbeddedBroker); ok && e.EmbeddedBroker() {
+		return nil
+	}
+	return platform.CheckCluster(ctx, cfg.PlatformConfig())
 }
 
 // RunnerFunc adapts a function to Runner.

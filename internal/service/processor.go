@@ -57,7 +57,7 @@ type ProcessorService struct {
 // and the processor of graph. Topics must have been provisioned.
 func NewProcessorService(ctx context.Context, name string, cfg ProcessorConfig,
 	graph func(platform.Names, *platform.Codecs) *goka.GroupGraph) (*ProcessorService, error) {
-	codecs, err := platform.CodecsFor(ctx, cfg.Kafka.SchemaRegistryURL)
+	codecs, err := platform.CodecsFor(ctx, cfg.Kafka)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
