@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -74,6 +75,8 @@ type Options struct {
 	// only): three brokers warming up with the full JIT took most of this project's two cores
 	// for their first minute, stalling the services under test.
 	Optimized bool
+	// Secure, when set, adds SASL_SSL and mutual-TLS listeners (see Secure).
+	Secure *Secure
 }
 
 // Cluster is a set of running (or stopped) Kafka nodes sharing one cluster id.
@@ -85,6 +88,7 @@ type Cluster struct {
 	dir       string
 	ownsDir   bool
 	nodes     []*Node
+	certs     Certificates // with Options.Secure
 }
 
 // Node is one Kafka process: a broker and a controller in one JVM.
@@ -92,6 +96,8 @@ type Node struct {
 	ID             int
 	Port           int // client (PLAINTEXT) listener
 	ControllerPort int
+	SASLSSLPort    int    // with Options.Secure
+	MTLSPort       int    // with Options.Secure
 	Dir            string // config.properties, data/ and logs/ live here
 
 	cluster *Cluster
@@ -195,7 +201,20 @@ func New(ctx context.Context, opts Options) (*Cluster, error) {
 		} else if n.ControllerPort, err = freePort(); err != nil {
 			return nil, err
 		}
+		if opts.Secure != nil {
+			if n.SASLSSLPort, err = freePort(); err != nil {
+				return nil, err
+			}
+			if n.MTLSPort, err = freePort(); err != nil {
+				return nil, err
+			}
+		}
 		c.nodes = append(c.nodes, n)
+	}
+	if opts.Secure != nil {
+		if c.certs, err = makeCertificates(filepath.Join(c.dir, "certs")); err != nil {
+			return nil, err
+		}
 	}
 	for _, n := range c.nodes {
 		if err := n.writeConfig(); err != nil {
@@ -496,6 +515,11 @@ func (n *Node) Properties() map[string]string {
 		"log.segment.bytes":               strconv.Itoa(16 << 20),
 		"log.retention.check.interval.ms": "60000",
 	}
+	if c.opts.Secure != nil {
+		for k, v := range n.secureProperties() {
+			p[k] = v
+		}
+	}
 	for k, v := range c.opts.Properties {
 		p[k] = v
 	}
@@ -542,8 +566,9 @@ logger.request.level = warn
 }
 
 func (n *Node) format(ctx context.Context) error {
-	_, err := n.cluster.runTool(ctx, "format", "-t", n.cluster.clusterID,
-		"-c", filepath.Join(n.Dir, "server.properties"), "--ignore-formatted")
+	args := append([]string{"format", "-t", n.cluster.clusterID,
+		"-c", filepath.Join(n.Dir, "server.properties"), "--ignore-formatted"}, n.cluster.scramFormatArgs()...)
+	_, err := n.cluster.runTool(ctx, args...)
 	if err != nil {
 		return fmt.Errorf("apachekafka: format node %d storage: %w", n.ID, err)
 	}
@@ -556,7 +581,14 @@ func (c *Cluster) runTool(ctx context.Context, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, javaBinary(), append(jvm, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, out)
+		// --add-scram carries passwords; the error names the command without them.
+		shown := slices.Clone(args)
+		for i := range shown {
+			if i > 0 && shown[i-1] == "--add-scram" {
+				shown[i] = "<credentials>"
+			}
+		}
+		return "", fmt.Errorf("%s: %w\n%s", strings.Join(shown, " "), err, out)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	return strings.TrimSpace(lines[len(lines)-1]), nil
