@@ -12,8 +12,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -231,27 +229,7 @@ func postOrders(t *testing.T, base string, orders []domain.Order) map[string]dom
 	t.Helper()
 	out := map[string]domain.Order{}
 	for _, o := range orders {
-		body, _ := json.Marshal(o)
-		resp, err := http.Post(base+"/v1/orders", "application/json", bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			t.Fatalf("POST %q: %d %s", o.ID, resp.StatusCode, b)
-		}
-		resp, err = http.Get(base + resp.Header.Get("Location") + "/validated?timeout=30000")
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ = io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var got domain.Order
-		if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &got) != nil {
-			t.Fatalf("GET %q validated: %d %s", o.ID, resp.StatusCode, b)
-		}
-		out[o.ID] = got
+		out[o.ID] = ecotest.PostAndAwait(t, base, o)
 	}
 	return out
 }
