@@ -183,10 +183,12 @@ func TestBrokerInsideTheServicesProcess(t *testing.T) {
 	checkPerOrder(t, res.Throughput.Steps[0], false)
 }
 
-// TestFlagsRejectHalfAnExternalTarget checks that --url and --brokers come together.
+// TestFlagsRejectHalfAnExternalTarget checks that --url and --brokers come together, and that
+// TLS and SASL settings come with them (the broker the benchmark starts is plaintext).
 func TestFlagsRejectHalfAnExternalTarget(t *testing.T) {
 	var stderr bytes.Buffer
-	for _, args := range [][]string{{"--url", "http://127.0.0.1:1"}, {"--brokers", "127.0.0.1:1"}, {"--rates", "200,100"}, {"--broker", "elsewhere"}} {
+	for _, args := range [][]string{{"--url", "http://127.0.0.1:1"}, {"--brokers", "127.0.0.1:1"}, {"--rates", "200,100"}, {"--broker", "elsewhere"},
+		{"--tls"}, {"--sasl-mechanism", "PLAIN", "--sasl-username", "a"}} {
 		stderr.Reset()
 		if code := bench.Main(context.Background(), args, &bytes.Buffer{}, &stderr); code != 2 {
 			t.Errorf("%v: exit %d, want 2 (usage error); stderr: %s", args, code, stderr.String())

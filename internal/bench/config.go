@@ -117,6 +117,9 @@ func (c Config) Validate() error {
 	if err := c.Kafka.Security.Check(); err != nil {
 		return err
 	}
+	if len(c.Kafka.Brokers) == 0 && c.Kafka.Security.Configured() {
+		return errors.New("config: TLS and SASL settings are for a running ecosystem's secured Kafka (--brokers); the broker the benchmark starts speaks plaintext")
+	}
 	for i, r := range c.Rates {
 		if !(r > 0) || (i > 0 && r <= c.Rates[i-1]) {
 			return fmt.Errorf("config: rates %v must be positive and increasing", c.Rates)

@@ -147,6 +147,9 @@ func serveOrders(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := kcfg.Validate(); err != nil {
 		return fmt.Errorf("serve orders: %w", err)
 	}
+	if err := platform.CheckCluster(ctx, kcfg); err != nil {
+		return fmt.Errorf("serve orders: %w", err)
+	}
 	if _, err := platform.NewLogger(os.Stderr, "text", kcfg.LogLevel); err != nil {
 		return fmt.Errorf("serve orders: %w", err)
 	}
@@ -369,7 +372,7 @@ func ordersArgs(cfg platform.Config, stateDir string, instances int) []string {
 	if cfg.SchemaRegistryURL != "" {
 		args = append(args, "--schema-registry", cfg.SchemaRegistryURL)
 	}
-	return args
+	return append(args, cfg.Security.Args()...)
 }
 
 // logf writes one progress line.

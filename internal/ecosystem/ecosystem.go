@@ -106,6 +106,9 @@ func (c Config) Validate() error {
 	if c.BrokerOnly && len(c.Kafka.Brokers) > 0 {
 		return errors.New("config: --broker-only runs the embedded broker; it makes no sense with --brokers")
 	}
+	if len(c.Kafka.Brokers) == 0 && c.Kafka.Security.Configured() {
+		return errors.New("config: TLS and SASL settings are for a secured Kafka (--brokers); the embedded broker speaks plaintext")
+	}
 	if c.DataDir == "" {
 		return errors.New("config: --data-dir is required")
 	}

@@ -43,10 +43,11 @@ type command struct {
 
 // run is what a command gets to work with.
 type run struct {
-	cfg    platform.Config
-	args   []string // positional arguments
-	stdout io.Writer
-	logger *slog.Logger
+	cfg     platform.Config
+	args    []string // positional arguments
+	stdout  io.Writer
+	logger  *slog.Logger
+	checked bool // the connection was checked (checkCluster)
 }
 
 // commands are listed in the order a user needs them.
@@ -221,9 +222,26 @@ func timeoutFlag(fs *flag.FlagSet) *time.Duration {
 	return fs.Duration("timeout", time.Minute, "give up after this long")
 }
 
-// client connects a producer with the ecosystem's client settings (murmur2 partitioner,
-// acks=all); its client id names the tool.
-func (r *run) client() (*kgo.Client, error) {
+// checkCluster checks the connection to Kafka once per command (platform.CheckCluster: a
+// wrong password or certificate is one line, at once). Every command that talks to Kafka
+// reaches it through client, codecs or provision, after checking its own flags.
+func (r *run) checkCluster(ctx context.Context) error {
+	if r.checked {
+		return nil
+	}
+	if err := platform.CheckCluster(ctx, r.cfg); err != nil {
+		return err
+	}
+	r.checked = true
+	return nil
+}
+
+// client checks the connection, then connects a producer with the ecosystem's client settings
+// (murmur2 partitioner, acks=all); its client id names the tool.
+func (r *run) client(ctx context.Context) (*kgo.Client, error) {
+	if err := r.checkCluster(ctx); err != nil {
+		return nil, err
+	}
 	cfg := r.cfg
 	cfg.ClientID += "-ordersctl"
 	cl, err := kgo.NewClient(platform.ClientOptions(cfg)...)
@@ -233,11 +251,9 @@ func (r *run) client() (*kgo.Client, error) {
 	return cl, nil
 }
 
-// codecs checks the connection to Kafka (platform.CheckCluster: a wrong password or
-// certificate is one line, at once) and loads the codecs. Every command that talks to Kafka
-// calls it first, after checking its own flags.
+// codecs checks the connection, then loads the codecs.
 func (r *run) codecs(ctx context.Context) (*platform.Codecs, error) {
-	if err := platform.CheckCluster(ctx, r.cfg); err != nil {
+	if err := r.checkCluster(ctx); err != nil {
 		return nil, err
 	}
 	c, err := platform.CodecsFor(ctx, r.cfg)
@@ -252,7 +268,7 @@ func setupProvision(fs *flag.FlagSet) func(context.Context, *run) error {
 	return func(ctx context.Context, r *run) error {
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
-		if err := platform.CheckCluster(ctx, r.cfg); err != nil {
+		if err := r.checkCluster(ctx); err != nil {
 			return err
 		}
 		res, err := platform.ProvisionCluster(ctx, r.cfg)
@@ -302,7 +318,7 @@ func setupInventory(fs *flag.FlagSet) func(context.Context, *run) error {
 		if len(stock) == 0 {
 			stock = sampledata.DefaultStock()
 		}
-		cl, err := r.client()
+		cl, err := r.client(ctx)
 		if err != nil {
 			return err
 		}
@@ -337,7 +353,7 @@ func setupCustomers(fs *flag.FlagSet) func(context.Context, *run) error {
 		if err != nil {
 			return err
 		}
-		cl, err := r.client()
+		cl, err := r.client(ctx)
 		if err != nil {
 			return err
 		}
@@ -369,7 +385,7 @@ func setupOrders(fs *flag.FlagSet) func(context.Context, *run) error {
 		if err != nil {
 			return err
 		}
-		cl, err := r.client()
+		cl, err := r.client(ctx)
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package ordersctl_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/ordersys/ecosystem/internal/domain"
 	"github.com/ordersys/ecosystem/internal/ordersctl"
@@ -308,5 +310,31 @@ func TestIfEmptySeedsOnlyOnce(t *testing.T) {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Fatalf("customers run %d: exit %d, output %q %s", i, code, out, errOut)
 		}
+	}
+}
+
+// Every command that talks to Kafka checks the connection first: plaintext to a TLS listener
+// is one line at once, not a wait for --timeout.
+func TestEveryCommandChecksTheConnection(t *testing.T) {
+	srv := httptest.NewTLSServer(nil)
+	cert := srv.TLS.Certificates[0]
+	srv.Close()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	addr := c.ListenAddrs()[0]
+	for _, args := range [][]string{
+		{"provision", "--timeout", "30s"}, {"inventory", "--timeout", "30s"}, {"customers", "--timeout", "30s"},
+		{"tail", "orders", "--max", "1"}, {"orders", "--url", "http://127.0.0.1:1", "--count", "1"},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			start := time.Now()
+			err := ordersctl.Run(context.Background(), append(args, "--brokers", addr), &bytes.Buffer{}, &bytes.Buffer{})
+			if err == nil || !strings.Contains(err.Error(), "listener speaks TLS: set --tls") || time.Since(start) > 10*time.Second {
+				t.Fatalf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
+			}
+		})
 	}
 }

@@ -20,42 +20,73 @@ import (
 // enough that a wrong setting ends the process promptly.
 const CheckTimeout = 20 * time.Second
 
+// checkTimeout is CheckTimeout; tests of the slow paths shorten it.
+var checkTimeout = CheckTimeout
+
 // CheckCluster connects to the cluster once, with cfg's TLS and SASL, and turns a failure into
 // one line that says what is wrong: the credentials, the mechanism, a certificate, or TLS on
 // one side only. Every binary calls it at start and exits on its error, where goka and sarama
-// would otherwise retry without end and readiness would stay red without a reason.
+// would otherwise retry without end and readiness would stay red without a reason. One
+// bootstrap broker that answers is enough; a refusal from any of them (credentials,
+// certificates) ends the check at once, whatever the others say.
 func CheckCluster(ctx context.Context, cfg Config) error {
-	ctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
-	cl, err := kgo.NewClient(ClientOptions(cfg, kgo.ClientID(cfg.ClientID+"-check"), kgo.RetryTimeout(CheckTimeout))...)
-	if err != nil {
-		return fmt.Errorf("connect to Kafka %s: %w", strings.Join(cfg.Brokers, ","), err)
+	all := strings.Join(cfg.Brokers, ",")
+	if len(cfg.Brokers) == 0 {
+		return errors.New("connect to Kafka: no bootstrap brokers")
 	}
-	defer cl.Close()
-	// A metadata request goes through the whole handshake (TLS, SASL) on a broker connection.
+	// One client per seed: a client's Ping reports only the last seed it tried, so a
+	// refused password on one broker would hide behind another that is down.
+	clients := make([]*kgo.Client, 0, len(cfg.Brokers))
+	defer func() {
+		for _, cl := range clients {
+			cl.Close()
+		}
+	}()
+	for _, seed := range cfg.Brokers {
+		one := cfg
+		one.Brokers = []string{seed}
+		cl, err := kgo.NewClient(ClientOptions(one, kgo.ClientID(cfg.ClientID+"-check"), kgo.RetryTimeout(checkTimeout))...)
+		if err != nil {
+			return fmt.Errorf("connect to Kafka %s: %w", all, err)
+		}
+		clients = append(clients, cl)
+	}
 	var last error
-	diagnosed := false
+	diagnosed := map[string]bool{}
 	for {
-		if last = cl.Ping(ctx); last == nil {
-			return nil
-		}
-		if permanent(last) || ctx.Err() != nil {
-			break
-		}
-		// TLS on one side only shows as a timeout or a closed connection, like a broker that
-		// is still starting; one probe of the other protocol tells them apart.
-		if !diagnosed && len(cfg.Brokers) > 0 {
-			diagnosed = true
-			if hint := listenerMismatch(ctx, cfg.Brokers[0], cfg.Security.TLS); hint != "" {
-				return fmt.Errorf("connect to Kafka %s: %s (%v)", strings.Join(cfg.Brokers, ","), hint, last)
+		for i, cl := range clients {
+			// A metadata request goes through the whole handshake (TLS, SASL).
+			err := cl.Ping(ctx)
+			if err == nil {
+				return nil
+			}
+			if ctx.Err() != nil && last != nil {
+				break // the deadline's error says less than the one before it
+			}
+			last = err
+			if permanent(err) {
+				return fmt.Errorf("connect to Kafka %s: %s", all, explain(cfg.Security, err))
+			}
+			// TLS on one side only shows as a timeout or a closed connection, like a broker
+			// that is still starting; one probe of the other protocol tells them apart.
+			if seed := cfg.Brokers[i]; !diagnosed[seed] {
+				diagnosed[seed] = true
+				if hint := listenerMismatch(ctx, seed, cfg.Security.TLS); hint != "" {
+					return fmt.Errorf("connect to Kafka %s: %s (%v)", all, hint, err)
+				}
 			}
 		}
 		select {
 		case <-ctx.Done():
+			if last == nil {
+				last = ctx.Err()
+			}
+			return fmt.Errorf("connect to Kafka %s: %s", all, explain(cfg.Security, last))
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("connect to Kafka %s: %s", strings.Join(cfg.Brokers, ","), explain(cfg.Security, last))
 }
 
 // permanent reports errors that no retry mends: refused credentials or certificates.
@@ -93,8 +124,10 @@ func explain(s Security, err error) string {
 		return fmt.Sprintf("the broker's certificate is not valid (%v)", err)
 	case errors.As(err, &header):
 		return fmt.Sprintf("the broker did not answer TLS: its listener is plaintext, so turn --tls off or use its TLS port (%v)", err)
-	case strings.Contains(msg, "remote error: tls:"):
+	case strings.Contains(msg, "remote error: tls:") && strings.Contains(msg, "certificate"):
 		return fmt.Sprintf("the broker refused the TLS handshake: it rejects our client certificate or has none for us; check --tls-cert-file and --tls-key-file (%v)", err)
+	case strings.Contains(msg, "remote error: tls:"):
+		return fmt.Sprintf("the broker refused the TLS handshake (%v)", err)
 	case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed):
 		hint := "the broker closed the connection at the first request"
 		switch {
@@ -105,7 +138,7 @@ func explain(s Security, err error) string {
 		}
 		return fmt.Sprintf("%s (%v)", hint, err)
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Sprintf("no broker answered within %s (%v)", CheckTimeout, err)
+		return fmt.Sprintf("no broker answered within %s (%v)", checkTimeout, err)
 	}
 	return msg
 }

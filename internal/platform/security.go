@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -119,8 +120,9 @@ func (s Security) Check() error {
 	return nil
 }
 
-// saslPassword is the SASL password: the file's first line when a file is named, else the
-// environment's value.
+// saslPassword is the SASL password: the file's content without its trailing line break when a
+// file is named (as secrets are mounted), else the environment's value. Other whitespace is
+// kept: it may be part of the password.
 func (s Security) saslPassword() (string, error) {
 	return secret(s.SASLPassword, s.SASLPasswordFile, "SASL password")
 }
@@ -250,9 +252,45 @@ func (s Security) registryOptions() []sr.ClientOpt {
 		opts = append(opts, sr.BasicAuth(s.RegistryUser, password))
 	}
 	if cfg, err := s.registryTLS(); err == nil && cfg != nil {
-		opts = append(opts, sr.HTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}))
+		// The default transport's proxy, timeouts and pooling, with the private CA.
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.TLSClientConfig = cfg
+		opts = append(opts, sr.HTTPClient(&http.Client{Transport: transport, Timeout: 30 * time.Second}))
 	}
 	return opts
+}
+
+// Configured reports whether any Kafka TLS or SASL setting is made.
+func (s Security) Configured() bool {
+	return s.TLS || s.CAFile != "" || s.CertFile != "" || s.KeyFile != "" || s.ServerName != "" ||
+		s.SASLMechanism != "" || s.SASLUser != "" || s.SASLPassword != "" || s.SASLPasswordFile != ""
+}
+
+// Args are the flags that give another process of ours these settings, for a parent that
+// starts children (the benchmark). A password is never an argument: a password file is passed
+// by name, a password from the environment reaches the child through the environment it
+// inherits.
+func (s Security) Args() []string {
+	var args []string
+	add := func(flag, value string) {
+		if value != "" {
+			args = append(args, "--"+flag, value)
+		}
+	}
+	if s.TLS {
+		args = append(args, "--tls")
+	}
+	add("tls-ca-file", s.CAFile)
+	add("tls-cert-file", s.CertFile)
+	add("tls-key-file", s.KeyFile)
+	add("tls-server-name", s.ServerName)
+	add("sasl-mechanism", s.SASLMechanism)
+	add("sasl-username", s.SASLUser)
+	add("sasl-password-file", s.SASLPasswordFile)
+	add("schema-registry-username", s.RegistryUser)
+	add("schema-registry-password-file", s.RegistryPasswordFile)
+	add("schema-registry-ca-file", s.RegistryCAFile)
+	return args
 }
 
 // LogValue shows what is configured, never a secret: passwords appear as "set" or "".
