@@ -27,6 +27,10 @@ test: lint
 test-kafka: lint
 	KAFKA_BACKEND=apache $(GO) run ./test/kafka/withkafka -- $(GO) tool gotestsum --format standard-quiet -- -race -count=1 -timeout 20m ./...
 	KAFKA_BACKEND=apache ORDERSYS_RELIABILITY=short $(GO) tool gotestsum --format standard-verbose -- -race -count=1 -timeout 20m ./test/reliability/
+	# The end-to-end suite again over each secured listener (SASL_SSL with SCRAM-SHA-512, and
+	# mutual TLS), every client of every service configured by the environment (issue 17).
+	KAFKA_BACKEND=apache $(GO) run ./test/kafka/withkafka --listener sasl-ssl -- $(GO) test -race -count=1 -timeout 10m ./test/e2e/
+	KAFKA_BACKEND=apache $(GO) run ./test/kafka/withkafka --listener mtls -- $(GO) test -race -count=1 -timeout 10m ./test/e2e/
 
 # Interoperability with clients and tools nobody here wrote (test/interop, docs/interop.md), on
 # Apache Kafka like test-kafka: Kafka's Java client and Apache Avro (Maven, test/interop/java),

@@ -7,20 +7,26 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 )
 
 // RunWith starts a cluster, runs argv with KAFKA_BROKERS (and KAFKA_VERSION) set to it, and
 // stops the cluster when the command ends. Without argv it runs until ctx ends: a local broker
-// for the services (`make kafka`). The command's exit code is returned; when it fails, the
-// tail of every node's log is printed to errOut.
-func RunWith(ctx context.Context, opts Options, argv []string, out, errOut io.Writer) (int, error) {
+// for the services (`make kafka`). listener picks the listener the command is pointed at (see
+// ClientEnv; the secured ones need opts.Secure). The command's exit code is returned; when it
+// fails, the tail of every node's log is printed to errOut.
+func RunWith(ctx context.Context, opts Options, listener Listener, argv []string, out, errOut io.Writer) (int, error) {
 	cl, err := Start(ctx, opts)
 	if err != nil {
 		return 1, err
 	}
 	defer cl.Stop()
-	brokers := strings.Join(cl.Bootstrap(), ",")
+	env, err := cl.ClientEnv(listener)
+	if err != nil {
+		return 1, err
+	}
+	brokers := strings.TrimPrefix(env[0], "KAFKA_BROKERS=")
 	fmt.Fprintf(out, "Apache Kafka %s running (reported by the broker: %s), %d node(s) at %s\n",
 		cl.Version(), cl.Node(1).RunningVersion(), len(cl.Nodes()), brokers)
 	for _, n := range cl.Nodes() {
@@ -32,7 +38,7 @@ func RunWith(ctx context.Context, opts Options, argv []string, out, errOut io.Wr
 		return 0, nil
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), "KAFKA_BROKERS="+brokers, VersionEnv+"="+cl.Version())
+	cmd.Env = append(append(os.Environ(), env...), VersionEnv+"="+cl.Version())
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, out, errOut
 	err = cmd.Run()
 	var exit *exec.ExitError
@@ -45,4 +51,64 @@ func RunWith(ctx context.Context, opts Options, argv []string, out, errOut io.Wr
 	default:
 		return 1, fmt.Errorf("apachekafka: run %s: %w", argv[0], err)
 	}
+}
+
+// Listener names a client listener of the cluster.
+type Listener string
+
+// The listeners ClientEnv can point clients at.
+const (
+	ListenerPlaintext Listener = "plaintext"
+	ListenerSASLSSL   Listener = "sasl-ssl" // SCRAM-SHA-512 as the first of Secure.Users
+	ListenerMTLS      Listener = "mtls"
+)
+
+// ClientEnv are the environment variables that point the project's binaries and test
+// environments (internal/platform/kafkatest) at the cluster through listener, KAFKA_BROKERS
+// first. Every security variable is set, empty where unused, so nothing inherited leaks in.
+func (c *Cluster) ClientEnv(listener Listener) ([]string, error) {
+	vars := map[string]string{"KAFKA_TLS": "", "KAFKA_TLS_CA_FILE": "", "KAFKA_TLS_CERT_FILE": "", "KAFKA_TLS_KEY_FILE": "",
+		"KAFKA_SASL_MECHANISM": "", "KAFKA_SASL_USERNAME": "", "KAFKA_SASL_PASSWORD": ""}
+	var addrs []string
+	switch listener {
+	case "", ListenerPlaintext:
+		addrs = c.Bootstrap()
+	case ListenerSASLSSL, ListenerMTLS:
+		if c.opts.Secure == nil {
+			return nil, fmt.Errorf("apachekafka: listener %s needs Options.Secure", listener)
+		}
+		vars["KAFKA_TLS"], vars["KAFKA_TLS_CA_FILE"] = "true", c.certs.CAFile
+		for _, n := range c.nodes {
+			if listener == ListenerMTLS {
+				addrs = append(addrs, n.SecureAddrs().MTLS)
+			} else {
+				addrs = append(addrs, n.SecureAddrs().SASLSSL)
+			}
+		}
+		if listener == ListenerMTLS {
+			vars["KAFKA_TLS_CERT_FILE"], vars["KAFKA_TLS_KEY_FILE"] = c.certs.ClientCertFile, c.certs.ClientKeyFile
+			break
+		}
+		users := make([]string, 0, len(c.opts.Secure.Users))
+		for u := range c.opts.Secure.Users {
+			users = append(users, u)
+		}
+		if len(users) == 0 {
+			return nil, errors.New("apachekafka: listener sasl-ssl needs a user in Options.Secure.Users")
+		}
+		sort.Strings(users)
+		vars["KAFKA_SASL_MECHANISM"], vars["KAFKA_SASL_USERNAME"], vars["KAFKA_SASL_PASSWORD"] = "SCRAM-SHA-512", users[0], c.opts.Secure.Users[users[0]]
+	default:
+		return nil, fmt.Errorf("apachekafka: unknown listener %q: want %s, %s or %s", listener, ListenerPlaintext, ListenerSASLSSL, ListenerMTLS)
+	}
+	env := []string{"KAFKA_BROKERS=" + strings.Join(addrs, ",")}
+	names := make([]string, 0, len(vars))
+	for k := range vars {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		env = append(env, k+"="+vars[k])
+	}
+	return env, nil
 }

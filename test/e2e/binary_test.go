@@ -23,7 +23,7 @@ var kafkaAddr = regexp.MustCompile(`Kafka:\s+(\S+)`)
 // startEcosystemBinary runs the ecosystem binary as a user would and waits for its banner.
 func startEcosystemBinary(t *testing.T, bin, dataDir, httpAddr, brokerAddr string) (*kafkatest.Process, string, string) {
 	t.Helper()
-	p := kafkatest.StartBinary(t, bin, []string{"KAFKA_BROKERS="}, "--data-dir", dataDir, "--http-addr", httpAddr, "--broker-addr", brokerAddr)
+	p := kafkatest.StartBinary(t, bin, append([]string{"KAFKA_BROKERS="}, kafkatest.PlaintextEnv...), "--data-dir", dataDir, "--http-addr", httpAddr, "--broker-addr", brokerAddr)
 	var rest, kafka string
 	kafkatest.Eventually(t, 90*time.Second, "the ready banner", func() bool {
 		out := p.Output()

@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -92,6 +93,9 @@ func New(t testing.TB, opts Options) *Env {
 	cfg.StateDir = t.TempDir()
 	cfg.TopicPrefix = uniquePrefix(t)
 	cfg.ClientID = "test"
+	if backend == External {
+		cfg.Security = securityFromEnv()
+	}
 	env := &Env{Backend: backend, Brokers: brokers, Names: cfg.Names(), Config: cfg}
 
 	cl, err := kgo.NewClient(platform.ClientOptions(cfg)...)
@@ -411,3 +415,18 @@ func Header(r *kgo.Record, key string) string {
 	}
 	return ""
 }
+
+// securityFromEnv reads the TLS and SASL variables (KAFKA_TLS, KAFKA_SASL_*, ...) the way every
+// binary does, so that a suite run against a secured cluster (withkafka --listener sasl-ssl)
+// connects as the binaries it starts will.
+func securityFromEnv() platform.Security {
+	var s platform.Security
+	fs := flag.NewFlagSet("kafkatest", flag.ContinueOnError)
+	s.RegisterFlags(fs) // defaults come from the environment
+	return s
+}
+
+// PlaintextEnv clears the TLS and SASL variables for a binary that runs its own embedded broker
+// (plaintext) in a suite pointed at a secured cluster.
+var PlaintextEnv = []string{"KAFKA_TLS=", "KAFKA_TLS_CA_FILE=", "KAFKA_TLS_CERT_FILE=", "KAFKA_TLS_KEY_FILE=",
+	"KAFKA_TLS_SERVER_NAME=", "KAFKA_SASL_MECHANISM=", "KAFKA_SASL_USERNAME=", "KAFKA_SASL_PASSWORD=", "KAFKA_SASL_PASSWORD_FILE="}

@@ -3,11 +3,17 @@
 // command it keeps the broker running until interrupted. `make test-kafka` and `make kafka`
 // use it.
 //
-//	go run ./test/kafka/withkafka [--nodes 1|3] [--version V] [--port P] [--dir D] [-- command args...]
+// With --listener sasl-ssl or mtls the cluster also has secured listeners (made by the
+// harness: certificates, a SCRAM user) and the command gets the environment variables that
+// point every binary and test environment at that listener (KAFKA_TLS, KAFKA_SASL_*, ...).
+//
+//	go run ./test/kafka/withkafka [--nodes 1|3] [--version V] [--port P] [--dir D] [--listener plaintext|sasl-ssl|mtls] [-- command args...]
 package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"os"
@@ -25,7 +31,11 @@ func main() {
 	fs.StringVar(&opts.Dir, "dir", "", "directory for config, data and logs; kept, and reused on the next run (default: a temporary one, removed)")
 	port := fs.Int("port", 0, "client port of a single node (default: a free port)")
 	controllerPort := fs.Int("controller-port", 0, "controller port of a single node (default: a free port)")
+	listener := fs.String("listener", string(apachekafka.ListenerPlaintext), "listener the command is pointed at: plaintext, sasl-ssl (SCRAM-SHA-512) or mtls")
 	_ = fs.Parse(os.Args[1:])
+	if apachekafka.Listener(*listener) != apachekafka.ListenerPlaintext {
+		opts.Secure = &apachekafka.Secure{Users: map[string]string{"ordersys": randomPassword()}}
+	}
 	if *port != 0 {
 		opts.Ports = []int{*port}
 	}
@@ -34,10 +44,19 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	code, err := apachekafka.RunWith(ctx, opts, fs.Args(), os.Stdout, os.Stderr)
+	code, err := apachekafka.RunWith(ctx, opts, apachekafka.Listener(*listener), fs.Args(), os.Stdout, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 	}
 	stop()
 	os.Exit(code)
+}
+
+// randomPassword is the SCRAM user's password, new for every cluster.
+func randomPassword() string {
+	b := make([]byte, 18)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
 }
