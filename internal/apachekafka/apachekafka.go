@@ -617,12 +617,19 @@ func javaBinary() string {
 
 // newClusterID is what `kafka-storage random-uuid` prints: 16 random bytes, base64url without
 // padding (made here rather than by starting one more JVM).
+// newClusterID is a random id as Kafka's own Uuid makes them: 16 bytes in URL-safe base64,
+// never starting with '-', which StorageTool would take for an option (one id in 64 did, and
+// its format failed with "argument --cluster-id/-t: expected one argument").
 func newClusterID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("apachekafka: make a cluster id: %w", err)
+	for {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", fmt.Errorf("apachekafka: make a cluster id: %w", err)
+		}
+		if id := base64.RawURLEncoding.EncodeToString(b[:]); !strings.HasPrefix(id, "-") {
+			return id, nil
+		}
 	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
 func freePort() (int, error) {
