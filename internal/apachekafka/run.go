@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -89,25 +90,16 @@ func (c *Cluster) ClientEnv(listener Listener) ([]string, error) {
 			vars["KAFKA_TLS_CERT_FILE"], vars["KAFKA_TLS_KEY_FILE"] = c.certs.ClientCertFile, c.certs.ClientKeyFile
 			break
 		}
-		users := make([]string, 0, len(c.opts.Secure.Users))
-		for u := range c.opts.Secure.Users {
-			users = append(users, u)
-		}
+		users := slices.Sorted(maps.Keys(c.opts.Secure.Users))
 		if len(users) == 0 {
 			return nil, errors.New("apachekafka: listener sasl-ssl needs a user in Options.Secure.Users")
 		}
-		sort.Strings(users)
 		vars["KAFKA_SASL_MECHANISM"], vars["KAFKA_SASL_USERNAME"], vars["KAFKA_SASL_PASSWORD"] = "SCRAM-SHA-512", users[0], c.opts.Secure.Users[users[0]]
 	default:
 		return nil, fmt.Errorf("apachekafka: unknown listener %q: want %s, %s or %s", listener, ListenerPlaintext, ListenerSASLSSL, ListenerMTLS)
 	}
 	env := []string{"KAFKA_BROKERS=" + strings.Join(addrs, ",")}
-	names := make([]string, 0, len(vars))
-	for k := range vars {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		env = append(env, k+"="+vars[k])
 	}
 	return env, nil

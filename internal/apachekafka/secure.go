@@ -8,11 +8,12 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -119,12 +120,7 @@ func makeCertificates(dir string) (Certificates, error) {
 func (n *Node) secureProperties() map[string]string {
 	c := n.cluster
 	var plainUsers []string
-	names := make([]string, 0, len(c.opts.Secure.Users))
-	for name := range c.opts.Secure.Users {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(c.opts.Secure.Users)) {
 		plainUsers = append(plainUsers, fmt.Sprintf("user_%s=%s", name, strconv.Quote(c.opts.Secure.Users[name])))
 	}
 	scram := "org.apache.kafka.common.security.scram.ScramLoginModule required;"
@@ -153,12 +149,7 @@ func (c *Cluster) scramFormatArgs() []string {
 		return nil
 	}
 	var args []string
-	names := make([]string, 0, len(c.opts.Secure.Users))
-	for name := range c.opts.Secure.Users {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(c.opts.Secure.Users)) {
 		for _, mech := range []string{"SCRAM-SHA-512", "SCRAM-SHA-256"} {
 			args = append(args, "--add-scram", fmt.Sprintf("%s=[name=%s,password=%s]", mech, name, strconv.Quote(c.opts.Secure.Users[name])))
 		}

@@ -4,7 +4,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -45,17 +44,7 @@ func setStock(t *testing.T, env *kafkatest.Env, stock map[domain.Product]int32) 
 
 func postAndAwait(t *testing.T, base string, o domain.Order) domain.Order {
 	t.Helper()
-	body, _ := json.Marshal(o)
-	resp, err := http.Post(base+"/v1/orders", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("POST %s: %d %s", o.ID, resp.StatusCode, b)
-	}
-	return getOrder(t, base+resp.Header.Get("Location")+"/validated?timeout=30000", http.StatusOK)
+	return ecotest.PostAndAwait(t, base, o)
 }
 
 func getOrder(t *testing.T, url string, want int) domain.Order {
