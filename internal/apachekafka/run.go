@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+
+	"github.com/ordersys/ecosystem/internal/platform"
 )
 
 // RunWith starts a cluster, runs argv with KAFKA_BROKERS (and KAFKA_VERSION) set to it, and
@@ -68,8 +70,7 @@ const (
 // environments (internal/platform/kafkatest) at the cluster through listener, KAFKA_BROKERS
 // first. Every security variable is set, empty where unused, so nothing inherited leaks in.
 func (c *Cluster) ClientEnv(listener Listener) ([]string, error) {
-	vars := map[string]string{"KAFKA_TLS": "", "KAFKA_TLS_CA_FILE": "", "KAFKA_TLS_CERT_FILE": "", "KAFKA_TLS_KEY_FILE": "",
-		"KAFKA_SASL_MECHANISM": "", "KAFKA_SASL_USERNAME": "", "KAFKA_SASL_PASSWORD": ""}
+	var sec platform.Security
 	var addrs []string
 	switch listener {
 	case "", ListenerPlaintext:
@@ -78,7 +79,7 @@ func (c *Cluster) ClientEnv(listener Listener) ([]string, error) {
 		if c.opts.Secure == nil {
 			return nil, fmt.Errorf("apachekafka: listener %s needs Options.Secure", listener)
 		}
-		vars["KAFKA_TLS"], vars["KAFKA_TLS_CA_FILE"] = "true", c.certs.CAFile
+		sec.TLS, sec.CAFile = true, c.certs.CAFile
 		for _, n := range c.nodes {
 			if listener == ListenerMTLS {
 				addrs = append(addrs, n.SecureAddrs().MTLS)
@@ -87,20 +88,16 @@ func (c *Cluster) ClientEnv(listener Listener) ([]string, error) {
 			}
 		}
 		if listener == ListenerMTLS {
-			vars["KAFKA_TLS_CERT_FILE"], vars["KAFKA_TLS_KEY_FILE"] = c.certs.ClientCertFile, c.certs.ClientKeyFile
+			sec.CertFile, sec.KeyFile = c.certs.ClientCertFile, c.certs.ClientKeyFile
 			break
 		}
 		users := slices.Sorted(maps.Keys(c.opts.Secure.Users))
 		if len(users) == 0 {
 			return nil, errors.New("apachekafka: listener sasl-ssl needs a user in Options.Secure.Users")
 		}
-		vars["KAFKA_SASL_MECHANISM"], vars["KAFKA_SASL_USERNAME"], vars["KAFKA_SASL_PASSWORD"] = "SCRAM-SHA-512", users[0], c.opts.Secure.Users[users[0]]
+		sec.SASLMechanism, sec.SASLUser, sec.SASLPassword = platform.SASLScramSHA512, users[0], c.opts.Secure.Users[users[0]]
 	default:
 		return nil, fmt.Errorf("apachekafka: unknown listener %q: want %s, %s or %s", listener, ListenerPlaintext, ListenerSASLSSL, ListenerMTLS)
 	}
-	env := []string{"KAFKA_BROKERS=" + strings.Join(addrs, ",")}
-	for _, k := range slices.Sorted(maps.Keys(vars)) {
-		env = append(env, k+"="+vars[k])
-	}
-	return env, nil
+	return append([]string{"KAFKA_BROKERS=" + strings.Join(addrs, ",")}, sec.Environ()...), nil
 }

@@ -164,3 +164,26 @@ func TestSecurityArgsReachAChild(t *testing.T) {
 		t.Fatal("Configured is about Kafka's TLS and SASL only")
 	}
 }
+
+// Environ names every variable the flags read, so a harness that sets it leaves nothing
+// inherited in place; read back, it gives the same settings, passwords included.
+func TestSecurityEnvironRoundTrip(t *testing.T) {
+	s := Security{TLS: true, CAFile: "/ca", CertFile: "/c", KeyFile: "/k", ServerName: "kafka", SASLMechanism: SASLScramSHA512,
+		SASLUser: "alice", SASLPassword: "pw", SASLPasswordFile: "/pw", RegistryUser: "r", RegistryPassword: "rpw",
+		RegistryPasswordFile: "/rpw", RegistryCAFile: "/rca"}
+	for _, kv := range s.Environ() {
+		name, value, _ := strings.Cut(kv, "=")
+		t.Setenv(name, value)
+	}
+	var back Security
+	fs := flag.NewFlagSet("back", flag.ContinueOnError)
+	back.RegisterFlags(fs)
+	if !reflect.DeepEqual(back, s) {
+		t.Fatalf("read back %+v\nwant %+v", back, s)
+	}
+	for _, kv := range (Security{}).Environ() {
+		if name, value, _ := strings.Cut(kv, "="); value != "" || name == "" {
+			t.Fatalf("zero settings give %q", kv)
+		}
+	}
+}

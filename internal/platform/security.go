@@ -49,34 +49,88 @@ type Security struct {
 	RegistryCAFile       string // PEM; empty trusts the system's roots
 }
 
-// RegisterFlags binds the security settings to fs; passwords are read from the environment
-// only (files have flags).
+// setting is one security setting: its flag (none for a password, which only the environment
+// or a file gives), its environment variable, and the field it sets. RegisterFlags, Args and
+// Environ all read this one list.
+type setting struct {
+	flag, env, usage string
+	text             *string
+	on               *bool
+}
+
+func (s *Security) settings() []setting {
+	return []setting{
+		{"tls", "KAFKA_TLS", "connect to Kafka over TLS", nil, &s.TLS},
+		{"tls-ca-file", "KAFKA_TLS_CA_FILE", "PEM file of the CA that signed the brokers' certificates; empty trusts the system's roots", &s.CAFile, nil},
+		{"tls-cert-file", "KAFKA_TLS_CERT_FILE", "PEM client certificate for mutual TLS (with --tls-key-file)", &s.CertFile, nil},
+		{"tls-key-file", "KAFKA_TLS_KEY_FILE", "PEM private key of --tls-cert-file", &s.KeyFile, nil},
+		{"tls-server-name", "KAFKA_TLS_SERVER_NAME", "name to verify in the brokers' certificates instead of the host dialled", &s.ServerName, nil},
+		{"sasl-mechanism", "KAFKA_SASL_MECHANISM", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty for none", &s.SASLMechanism, nil},
+		{"sasl-username", "KAFKA_SASL_USERNAME", "SASL user name (an API key on managed services)", &s.SASLUser, nil},
+		{"sasl-password-file", "KAFKA_SASL_PASSWORD_FILE", "file holding the SASL password; or set KAFKA_SASL_PASSWORD", &s.SASLPasswordFile, nil},
+		{"", "KAFKA_SASL_PASSWORD", "", &s.SASLPassword, nil},
+		{"schema-registry-username", "SCHEMA_REGISTRY_USERNAME", "schema registry basic-auth user name", &s.RegistryUser, nil},
+		{"schema-registry-password-file", "SCHEMA_REGISTRY_PASSWORD_FILE", "file holding the schema registry password; or set SCHEMA_REGISTRY_PASSWORD", &s.RegistryPasswordFile, nil},
+		{"", "SCHEMA_REGISTRY_PASSWORD", "", &s.RegistryPassword, nil},
+		{"schema-registry-ca-file", "SCHEMA_REGISTRY_CA_FILE", "PEM file of the CA that signed the schema registry's certificate", &s.RegistryCAFile, nil},
+	}
+}
+
+// RegisterFlags binds the security settings to fs, each defaulting to its environment
+// variable; passwords are read from the environment only (files have flags).
 func (s *Security) RegisterFlags(fs *flag.FlagSet) {
-	BoolVar(fs, &s.TLS, "tls", "KAFKA_TLS", s.TLS, "connect to Kafka over TLS")
-	StringVar(fs, &s.CAFile, "tls-ca-file", "KAFKA_TLS_CA_FILE", s.CAFile,
-		"PEM file of the CA that signed the brokers' certificates; empty trusts the system's roots")
-	StringVar(fs, &s.CertFile, "tls-cert-file", "KAFKA_TLS_CERT_FILE", s.CertFile,
-		"PEM client certificate for mutual TLS (with --tls-key-file)")
-	StringVar(fs, &s.KeyFile, "tls-key-file", "KAFKA_TLS_KEY_FILE", s.KeyFile, "PEM private key of --tls-cert-file")
-	StringVar(fs, &s.ServerName, "tls-server-name", "KAFKA_TLS_SERVER_NAME", s.ServerName,
-		"name to verify in the brokers' certificates instead of the host dialled")
-	StringVar(fs, &s.SASLMechanism, "sasl-mechanism", "KAFKA_SASL_MECHANISM", s.SASLMechanism,
-		"SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty for none")
-	StringVar(fs, &s.SASLUser, "sasl-username", "KAFKA_SASL_USERNAME", s.SASLUser, "SASL user name (an API key on managed services)")
-	StringVar(fs, &s.SASLPasswordFile, "sasl-password-file", "KAFKA_SASL_PASSWORD_FILE", s.SASLPasswordFile,
-		"file holding the SASL password; or set KAFKA_SASL_PASSWORD")
-	if v, ok := envValue("KAFKA_SASL_PASSWORD"); ok {
-		s.SASLPassword = v
+	for _, st := range s.settings() {
+		switch {
+		case st.flag == "":
+			if v, ok := envValue(st.env); ok {
+				*st.text = v
+			}
+		case st.on != nil:
+			BoolVar(fs, st.on, st.flag, st.env, *st.on, st.usage)
+		default:
+			StringVar(fs, st.text, st.flag, st.env, *st.text, st.usage)
+		}
 	}
-	StringVar(fs, &s.RegistryUser, "schema-registry-username", "SCHEMA_REGISTRY_USERNAME", s.RegistryUser,
-		"schema registry basic-auth user name")
-	StringVar(fs, &s.RegistryPasswordFile, "schema-registry-password-file", "SCHEMA_REGISTRY_PASSWORD_FILE", s.RegistryPasswordFile,
-		"file holding the schema registry password; or set SCHEMA_REGISTRY_PASSWORD")
-	if v, ok := envValue("SCHEMA_REGISTRY_PASSWORD"); ok {
-		s.RegistryPassword = v
+}
+
+// Args are the flags that give another process of ours these settings, for a parent that
+// starts children (the benchmark). A password is never an argument: a password file is passed
+// by name, a password from the environment reaches the child through the environment it
+// inherits.
+func (s Security) Args() []string {
+	var args []string
+	for _, st := range s.settings() {
+		switch {
+		case st.flag == "":
+		case st.on != nil:
+			if *st.on {
+				args = append(args, "--"+st.flag)
+			}
+		case *st.text != "":
+			args = append(args, "--"+st.flag, *st.text)
+		}
 	}
-	StringVar(fs, &s.RegistryCAFile, "schema-registry-ca-file", "SCHEMA_REGISTRY_CA_FILE", s.RegistryCAFile,
-		"PEM file of the CA that signed the schema registry's certificate")
+	return args
+}
+
+// Environ is every security variable as NAME=value, passwords included and unset ones empty
+// (which every binary reads as unset), for a test harness that points a command at a cluster
+// without letting anything it inherited leak in.
+func (s Security) Environ() []string {
+	var env []string
+	for _, st := range s.settings() {
+		v := ""
+		switch {
+		case st.on != nil:
+			if *st.on {
+				v = "true"
+			}
+		default:
+			v = *st.text
+		}
+		env = append(env, st.env+"="+v)
+	}
+	return env
 }
 
 // Check reports settings that do not fit together or files that cannot be read; it is part
@@ -264,33 +318,6 @@ func (s Security) registryOptions() []sr.ClientOpt {
 func (s Security) Configured() bool {
 	return s.TLS || s.CAFile != "" || s.CertFile != "" || s.KeyFile != "" || s.ServerName != "" ||
 		s.SASLMechanism != "" || s.SASLUser != "" || s.SASLPassword != "" || s.SASLPasswordFile != ""
-}
-
-// Args are the flags that give another process of ours these settings, for a parent that
-// starts children (the benchmark). A password is never an argument: a password file is passed
-// by name, a password from the environment reaches the child through the environment it
-// inherits.
-func (s Security) Args() []string {
-	var args []string
-	add := func(flag, value string) {
-		if value != "" {
-			args = append(args, "--"+flag, value)
-		}
-	}
-	if s.TLS {
-		args = append(args, "--tls")
-	}
-	add("tls-ca-file", s.CAFile)
-	add("tls-cert-file", s.CertFile)
-	add("tls-key-file", s.KeyFile)
-	add("tls-server-name", s.ServerName)
-	add("sasl-mechanism", s.SASLMechanism)
-	add("sasl-username", s.SASLUser)
-	add("sasl-password-file", s.SASLPasswordFile)
-	add("schema-registry-username", s.RegistryUser)
-	add("schema-registry-password-file", s.RegistryPasswordFile)
-	add("schema-registry-ca-file", s.RegistryCAFile)
-	return args
 }
 
 // LogValue shows what is configured, never a secret: passwords appear as "set" or "".

@@ -428,5 +428,4 @@ func securityFromEnv() platform.Security {
 
 // PlaintextEnv clears the TLS and SASL variables for a binary that runs its own embedded broker
 // (plaintext) in a suite pointed at a secured cluster.
-var PlaintextEnv = []string{"KAFKA_TLS=", "KAFKA_TLS_CA_FILE=", "KAFKA_TLS_CERT_FILE=", "KAFKA_TLS_KEY_FILE=",
-	"KAFKA_TLS_SERVER_NAME=", "KAFKA_SASL_MECHANISM=", "KAFKA_SASL_USERNAME=", "KAFKA_SASL_PASSWORD=", "KAFKA_SASL_PASSWORD_FILE="}
+var PlaintextEnv = platform.Security{}.Environ()
