@@ -56,15 +56,13 @@ func (s stamp) MarshalCBOR() ([]byte, error) {
 
 // UnmarshalCBOR reads what MarshalCBOR wrote.
 func (s *stamp) UnmarshalCBOR(data []byte) error {
-	var v any
-	if err := cbor.Unmarshal(data, &v); err != nil {
-		return fmt.Errorf("decode time: %w", err)
-	}
-	switch v.(type) {
-	case nil:
+	// The first byte says which form (null, an array, an integer); decoding into `any`
+	// first would decode every stamp twice, and the email table holds several per value.
+	switch {
+	case len(data) == 1 && data[0] == 0xf6: // null
 		*s = stamp{}
 		return nil
-	case []any:
+	case len(data) > 0 && data[0]>>5 == 4: // array
 		var parts [2]int64
 		if err := cbor.Unmarshal(data, &parts); err != nil || parts[1] < 0 || parts[1] >= 1e9 {
 			return fmt.Errorf("decode time: %x is not [seconds, nanoseconds]", data)
