@@ -1,8 +1,10 @@
 // Package interop checks the ecosystem against clients and tools nobody here wrote: Apache
-// Kafka's Java client and Apache Avro (java/), Confluent's Python client (python/),
-// schemathesis against the live REST API, and kcat. `make test-interop` installs the peers (Maven for Java, a virtual environment pinned by
-// requirements.txt for Python, kcat from Debian) and runs this package on Apache Kafka; without
-// ORDERSYS_INTEROP set (a plain `go test ./...`) it skips. docs/interop.md has the figures.
+// Kafka's Java client and Apache Avro (java/), Confluent's Python client and its schema-registry
+// serializers (python/, against franz-go's srfake registry: docs/interop.md says why not a
+// production one), schemathesis against the live REST API, and kcat. `make test-interop`
+// installs the peers (Maven for Java, a virtual environment pinned by requirements.txt for
+// Python, kcat from Debian) and runs this package on Apache Kafka; without ORDERSYS_INTEROP set
+// (a plain `go test ./...`) it skips. docs/interop.md has the figures.
 package interop
 
 import (

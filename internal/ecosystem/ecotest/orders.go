@@ -32,15 +32,27 @@ func PostAndAwait(t testing.TB, base string, o domain.Order) domain.Order {
 	if loc == "" {
 		loc = "/v1/orders/" + url.PathEscape(o.ID)
 	}
-	resp, err = http.Get(base + loc + "/validated?timeout=30000")
+	return await(t, base+loc, o.ID)
+}
+
+// Await long-polls GET /v1/orders/{id}/validated at base until the order's final state, failing
+// the test on any other answer; it returns what the GET said.
+func Await(t testing.TB, base, id string) domain.Order {
+	t.Helper()
+	return await(t, base+"/v1/orders/"+url.PathEscape(id), id)
+}
+
+func await(t testing.TB, order, id string) domain.Order {
+	t.Helper()
+	resp, err := http.Get(order + "/validated?timeout=30000")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ = io.ReadAll(resp.Body)
+	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	var got domain.Order
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &got) != nil {
-		t.Fatalf("GET %q validated: %d %s", o.ID, resp.StatusCode, b)
+		t.Fatalf("GET %q validated: %d %s", id, resp.StatusCode, b)
 	}
 	return got
 }
