@@ -1,5 +1,7 @@
 // Package deploy_test keeps deploy/Dockerfile and deploy/docker-compose.yml honest without a
-// Docker engine: it parses both and checks them against what they run. Each container's
+// Docker engine: it loads the compose file with compose-go (the loader docker compose uses, so
+// the Compose specification's own validation runs first), parses the Dockerfile, and checks
+// both against what they run. Each container's
 // command flags and environment variables must be ones its binary accepts (read from the
 // binary's own --help), published ports must be loopback-only and lead to an address the
 // service listens on, start-up order must be coherent, and the Dockerfile's build command,
@@ -24,6 +26,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/ordersys/ecosystem/internal/apachekafka"
 )
@@ -57,8 +61,8 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-func isOneShot(s composeService) bool {
-	return s.Build != nil && s.Build.Args["SERVICE"] == oneShotBinary
+func isOneShot(s types.ServiceConfig) bool {
+	return buildArg(s, "SERVICE") == oneShotBinary
 }
 
 func TestComposeHasEveryService(t *testing.T) {
@@ -70,7 +74,7 @@ func TestComposeHasEveryService(t *testing.T) {
 				t.Fatalf("no service %q in docker-compose.yml", name)
 			}
 			if want, ok := wantServices[name]; ok {
-				if s.Build == nil || s.Build.Args["SERVICE"] != want {
+				if buildArg(s, "SERVICE") != want {
 					t.Fatalf("service %q must build SERVICE=%s from %s, has build %+v", name, want, dockerfileRef, s.Build)
 				}
 				if !cmdExists(t, want) {
@@ -84,7 +88,7 @@ func TestComposeHasEveryService(t *testing.T) {
 			if strings.Contains(strings.ToLower(s.Image+name), "zookeeper") {
 				t.Errorf("service %q looks like ZooKeeper; Kafka runs in KRaft mode", name)
 			}
-			for k := range s.Environment {
+			for k := range envOf(s) {
 				if strings.Contains(k, "ZOOKEEPER") {
 					t.Errorf("service %q sets %s; Kafka runs in KRaft mode", name, k)
 				}
@@ -99,12 +103,54 @@ func TestComposeHasEveryService(t *testing.T) {
 		}
 	})
 	t.Run("top-level extension keys", func(t *testing.T) {
+		// compose-go refuses unknown top-level keys itself; the extensions it keeps are the
+		// x- blocks that hold the file's anchors.
 		for k := range c.Extensions {
 			if !strings.HasPrefix(k, "x-") {
 				t.Errorf("unknown top-level key %q (extensions must start with x-)", k)
 			}
 		}
+		if len(c.Extensions) == 0 {
+			t.Errorf("no x- blocks: the file's shared settings (anchors) are gone")
+		}
 	})
+}
+
+// The loader refuses what docker compose would refuse, so the checks above never run on a
+// file compose cannot start: each case breaks one thing in a copy of the real file.
+func TestComposeLoaderRefusesBrokenFiles(t *testing.T) {
+	b, err := os.ReadFile("docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	original := string(b)
+	cases := []struct {
+		name, old, new string
+	}{
+		{"misspelt service key", "    restart: unless-stopped", "    restrat: unless-stopped"},
+		{"unknown top-level key", "\nvolumes:\n", "\nvolume:\n"},
+		{"undeclared named volume", "orders-state:/", "orders-stat:/"},
+		{"undefined anchor", "<<: *kafka-env", "<<: *kafka-envs"},
+		{"dependency on no service", "    provision:\n      condition: service_completed_successfully", "    provisioning:\n      condition: service_completed_successfully"},
+		{"port that is no number", "127.0.0.1:8080:", "127.0.0.1:80a0:"},
+		{"unknown depends_on condition", "condition: service_healthy", "condition: service_ready"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if !strings.Contains(original, c.old) {
+				t.Fatalf("docker-compose.yml no longer contains %q: update the case", c.old)
+			}
+			path := filepath.Join(t.TempDir(), "docker-compose.yml")
+			if err := os.WriteFile(path, []byte(strings.Replace(original, c.old, c.new, 1)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := loadComposeFile(path); err == nil {
+				t.Fatalf("loaded with %q in place of %q", c.new, c.old)
+			} else {
+				t.Logf("refused: %v", err)
+			}
+		})
+	}
 }
 
 // kafkaListeners parses "NAME://host:port,..." into name → host:port.
@@ -127,7 +173,7 @@ func TestComposeKafka(t *testing.T) {
 	if !ok {
 		t.Fatalf("no %s service", kafkaService)
 	}
-	env := k.Environment
+	env := envOf(k)
 	listeners := kafkaListeners(t, env["KAFKA_LISTENERS"])
 	advertised := kafkaListeners(t, env["KAFKA_ADVERTISED_LISTENERS"])
 
@@ -196,25 +242,26 @@ func TestComposeKafka(t *testing.T) {
 			return nil
 		}},
 		{"healthcheck", func() error {
-			h := k.Healthcheck
+			h := k.HealthCheck
 			if h == nil || h.Disable || len(h.Test) < 2 || (h.Test[0] != "CMD" && h.Test[0] != "CMD-SHELL") {
 				return fmt.Errorf("healthcheck %+v: want a CMD or CMD-SHELL test", h)
 			}
-			for _, d := range []string{h.Interval, h.Timeout, h.StartPeriod} {
-				if _, err := time.ParseDuration(d); d != "" && err != nil {
-					return fmt.Errorf("healthcheck duration %q: %w", d, err)
+			// compose-go has parsed the durations; a zero one would make docker poll flat out.
+			for _, d := range []*types.Duration{h.Interval, h.Timeout} {
+				if d != nil && time.Duration(*d) <= 0 {
+					return fmt.Errorf("healthcheck interval or timeout %v is not positive", time.Duration(*d))
 				}
 			}
 			return nil
 		}},
 		{"published ports are loopback listeners advertised to the host", func() error {
 			for _, ps := range k.Ports {
-				p, err := parsePort(ps)
+				p, err := publishedPort(ps)
 				if err != nil {
 					return err
 				}
 				if p.IP != "127.0.0.1" {
-					return fmt.Errorf("port %q is not bound to 127.0.0.1", ps)
+					return fmt.Errorf("port %s is not bound to 127.0.0.1", p.Published)
 				}
 				found := false
 				for name, l := range listeners {
@@ -222,12 +269,12 @@ func TestComposeKafka(t *testing.T) {
 						found = true
 						host, aport, _ := net.SplitHostPort(advertised[name])
 						if (host != "127.0.0.1" && host != "localhost") || aport != strconv.Itoa(p.Host) {
-							return fmt.Errorf("port %q reaches listener %s, advertised as %q: host clients would be sent elsewhere", ps, name, advertised[name])
+							return fmt.Errorf("port %s reaches listener %s, advertised as %q: host clients would be sent elsewhere", p.Published, name, advertised[name])
 						}
 					}
 				}
 				if !found {
-					return fmt.Errorf("port %q: no listener on container port %d", ps, p.Container)
+					return fmt.Errorf("port %s: no listener on container port %d", p.Published, p.Container)
 				}
 			}
 			return nil
@@ -246,31 +293,31 @@ func TestComposeKafka(t *testing.T) {
 }
 
 // onNamedVolume checks that dir is the mount point of a volume declared at the top level.
-func onNamedVolume(c composeFile, s composeService, dir string) error {
+func onNamedVolume(c *types.Project, s types.ServiceConfig, dir string) error {
 	if dir == "" {
 		return fmt.Errorf("no directory configured")
 	}
 	for _, v := range s.Volumes {
-		parts := strings.Split(v, ":")
-		if len(parts) >= 2 && parts[1] == dir {
-			if _, ok := c.Volumes[parts[0]]; !ok {
-				return fmt.Errorf("volume %q mounted on %s is not a named volume declared under volumes:", parts[0], dir)
-			}
-			return nil
+		if v.Target != dir {
+			continue
 		}
+		if _, ok := c.Volumes[v.Source]; v.Type != types.VolumeTypeVolume || !ok {
+			return fmt.Errorf("%s %q mounted on %s is not a named volume declared under volumes:", v.Type, v.Source, dir)
+		}
+		return nil
 	}
 	return fmt.Errorf("%s is not on a volume: its state would be lost with the container", dir)
 }
 
 // brokerAddrs are the addresses the Kafka service advertises on the compose network.
-func brokerAddrs(c composeFile) map[string]bool {
+func brokerAddrs(c *types.Project) map[string]bool {
 	k := c.Services[kafkaService]
 	names := map[string]bool{kafkaService: true}
 	if k.Hostname != "" {
 		names[k.Hostname] = true
 	}
 	out := map[string]bool{}
-	for _, l := range strings.Split(k.Environment["KAFKA_ADVERTISED_LISTENERS"], ",") {
+	for _, l := range strings.Split(envOf(k)["KAFKA_ADVERTISED_LISTENERS"], ",") {
 		_, addr, _ := strings.Cut(strings.TrimSpace(l), "://")
 		if host, _, err := net.SplitHostPort(addr); err == nil && names[host] {
 			out[addr] = true
@@ -344,10 +391,12 @@ func TestComposeContainersMatchTheirBinaries(t *testing.T) {
 			if s.Build == nil {
 				t.Fatalf("not built from %s", dockerfileRef)
 			}
-			if s.Build.Dockerfile != dockerfileRef || filepath.Clean(filepath.Join("deploy", s.Build.Context)) != "." {
-				t.Fatalf("build %+v: want context .. (the repository root) and dockerfile %s", s.Build, dockerfileRef)
+			// compose-go resolves the context against the file's directory.
+			if s.Build.Dockerfile != dockerfileRef || s.Build.Context != repoRoot(t) {
+				t.Fatalf("build context %q, dockerfile %q: want context .. (the repository root, %s) and dockerfile %s",
+					s.Build.Context, s.Build.Dockerfile, repoRoot(t), dockerfileRef)
 			}
-			binary := s.Build.Args["SERVICE"]
+			binary := buildArg(s, "SERVICE")
 			if binary == "" {
 				t.Fatal("build arg SERVICE is not set")
 			}
@@ -371,14 +420,15 @@ func TestComposeContainersMatchTheirBinaries(t *testing.T) {
 			if err != nil {
 				t.Fatalf("command %q: %v", s.Command, err)
 			}
-			for _, k := range sortedKeys(s.Environment) {
+			senv := envOf(s)
+			for _, k := range sortedKeys(senv) {
 				flagName, ok := bf.Envs[k]
 				if !ok {
 					t.Errorf("environment %s is not read by %s (its --help names no such variable)", k, binary)
 					continue
 				}
 				if f, ok := bf.Flags[flagName]; ok {
-					if err := checkValue(f, s.Environment[k]); err != nil {
+					if err := checkValue(f, senv[k]); err != nil {
 						t.Errorf("environment %s: %v", k, err)
 					}
 				}
@@ -396,7 +446,7 @@ func TestComposeContainersMatchTheirBinaries(t *testing.T) {
 					return v
 				}
 				f := bf.Flags[flagName]
-				if v, ok := s.Environment[f.Env]; ok && f.Env != "" {
+				if v, ok := senv[f.Env]; ok && f.Env != "" {
 					return v
 				}
 				if v, ok := imageEnv[f.Env]; ok && f.Env != "" {
@@ -428,16 +478,16 @@ func TestComposeContainersMatchTheirBinaries(t *testing.T) {
 				listen[p] = f.Name
 			}
 			for _, ps := range s.Ports {
-				p, err := parsePort(ps)
+				p, err := publishedPort(ps)
 				if err != nil {
 					t.Error(err)
 					continue
 				}
 				if p.IP != "127.0.0.1" {
-					t.Errorf("port %q is not bound to 127.0.0.1", ps)
+					t.Errorf("port %s is not bound to 127.0.0.1", p.Published)
 				}
 				if _, ok := listen[p.Container]; !ok {
-					t.Errorf("port %q: the service listens on no container port %d (listen addresses: %v)", ps, p.Container, listen)
+					t.Errorf("port %s: the service listens on no container port %d (listen addresses: %v)", p.Published, p.Container, listen)
 				}
 			}
 
@@ -465,7 +515,7 @@ func TestComposeContainersMatchTheirBinaries(t *testing.T) {
 			}
 
 			if slices.Contains(statefulServices, name) {
-				if _, ok := s.Environment["STATE_DIR"]; !ok {
+				if _, ok := senv["STATE_DIR"]; !ok {
 					t.Errorf("STATE_DIR is not set")
 				}
 				if err := onNamedVolume(c, s, effective("state-dir")); err != nil {
@@ -484,9 +534,9 @@ func TestComposeContainersMatchTheirBinaries(t *testing.T) {
 }
 
 // listenPortPublished returns the container port published on 127.0.0.1:hostPort.
-func listenPortPublished(s composeService, hostPort int) (int, bool) {
+func listenPortPublished(s types.ServiceConfig, hostPort int) (int, bool) {
 	for _, ps := range s.Ports {
-		if p, err := parsePort(ps); err == nil && p.IP == "127.0.0.1" && p.Host == hostPort {
+		if p, err := publishedPort(ps); err == nil && p.IP == "127.0.0.1" && p.Host == hostPort {
 			return p.Container, true
 		}
 	}
@@ -500,7 +550,7 @@ func TestComposeStartOrder(t *testing.T) {
 		s := c.Services[name]
 		t.Run(name, func(t *testing.T) {
 			for _, dep := range sortedKeys(s.DependsOn) {
-				cond := s.DependsOn[dep]
+				cond := s.DependsOn[dep].Condition
 				target, ok := c.Services[dep]
 				switch {
 				case !ok:
@@ -509,7 +559,7 @@ func TestComposeStartOrder(t *testing.T) {
 					t.Errorf("depends on %s with unknown condition %q", dep, cond)
 				case dep == kafkaService && cond != "service_healthy":
 					t.Errorf("depends on Kafka with %s: it must wait until Kafka is healthy", cond)
-				case cond == "service_healthy" && (target.Healthcheck == nil || target.Healthcheck.Disable):
+				case cond == "service_healthy" && (target.HealthCheck == nil || target.HealthCheck.Disable):
 					t.Errorf("waits for %s to be healthy, but it has no healthcheck", dep)
 				case cond == "service_completed_successfully" && !isOneShot(target):
 					t.Errorf("waits for %s to complete, but it is a long-running service", dep)
@@ -523,17 +573,17 @@ func TestComposeStartOrder(t *testing.T) {
 					t.Errorf("Kafka depends on %v", s.DependsOn)
 				}
 			case name == provision:
-				if s.DependsOn[kafkaService] != "service_healthy" {
+				if s.DependsOn[kafkaService].Condition != "service_healthy" {
 					t.Errorf("provision must wait for Kafka to be healthy; depends_on %v", s.DependsOn)
 				}
 			default:
-				if s.DependsOn[provision] != "service_completed_successfully" {
+				if s.DependsOn[provision].Condition != "service_completed_successfully" {
 					t.Errorf("must wait for provision to complete successfully (the topics must exist); depends_on %v", s.DependsOn)
 				}
 			}
 			if name == "orders" {
 				for _, other := range sortedKeys(c.Services) {
-					if other != provision && isOneShot(c.Services[other]) && s.DependsOn[other] == "" {
+					if _, waits := s.DependsOn[other]; other != provision && isOneShot(c.Services[other]) && !waits {
 						t.Errorf("orders does not wait for seed %s: the README's first request could find no sample data", other)
 					}
 				}
@@ -620,7 +670,7 @@ func TestDockerfile(t *testing.T) {
 	services := map[string]bool{}
 	for _, s := range c.Services {
 		if s.Build != nil {
-			services[s.Build.Args["SERVICE"]] = true
+			services[buildArg(s, "SERVICE")] = true
 		}
 	}
 

@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -13,7 +14,8 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/ordersys/ecosystem/internal/platform/kafkatest"
 )
@@ -30,162 +32,81 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-// composeFile is the part of the Compose specification this project uses.
-type composeFile struct {
-	Name     string                    `yaml:"name"`
-	Services map[string]composeService `yaml:"services"`
-	Volumes  map[string]any            `yaml:"volumes"`
-	// Extensions are the top-level "x-" keys that hold YAML anchors.
-	Extensions map[string]any `yaml:",inline"`
-}
-
-type composeService struct {
-	Image         string        `yaml:"image"`
-	Build         *composeBuild `yaml:"build"`
-	Hostname      string        `yaml:"hostname"`
-	Command       words         `yaml:"command"`
-	Entrypoint    words         `yaml:"entrypoint"`
-	Environment   environment   `yaml:"environment"`
-	Ports         []string      `yaml:"ports"`
-	Volumes       []string      `yaml:"volumes"`
-	DependsOn     dependsOn     `yaml:"depends_on"`
-	Healthcheck   *healthcheck  `yaml:"healthcheck"`
-	Restart       string        `yaml:"restart"`
-	StopGrace     string        `yaml:"stop_grace_period"`
-	NetworkMode   string        `yaml:"network_mode"`
-	ContainerName string        `yaml:"container_name"`
-}
-
-type composeBuild struct {
-	Context    string            `yaml:"context"`
-	Dockerfile string            `yaml:"dockerfile"`
-	Target     string            `yaml:"target"`
-	Args       map[string]string `yaml:"args"`
-}
-
-type healthcheck struct {
-	Test        words  `yaml:"test"`
-	Disable     bool   `yaml:"disable"`
-	Interval    string `yaml:"interval"`
-	Timeout     string `yaml:"timeout"`
-	Retries     int    `yaml:"retries"`
-	StartPeriod string `yaml:"start_period"`
-}
-
-// words is a command in either Compose form: a list, or one string split like a shell would
-// (without quoting, which this project's file does not need).
-type words []string
-
-func (w *words) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind == yaml.ScalarNode {
-		*w = strings.Fields(n.Value)
-		return nil
-	}
-	var list []string
-	if err := n.Decode(&list); err != nil {
-		return fmt.Errorf("decode command: %w", err)
-	}
-	*w = list
-	return nil
-}
-
-// environment is a service's environment in either Compose form: a map, or "NAME=value" items.
-type environment map[string]string
-
-func (e *environment) UnmarshalYAML(n *yaml.Node) error {
-	out := environment{}
-	var m map[string]any
-	if err := n.Decode(&m); err == nil {
-		for k, v := range m {
-			if v == nil {
-				out[k] = ""
-			} else {
-				out[k] = fmt.Sprint(v)
-			}
-		}
-		*e = out
-		return nil
-	}
-	var list []string
-	if err := n.Decode(&list); err != nil {
-		return fmt.Errorf("decode environment: neither a map nor a list: %w", err)
-	}
-	for _, item := range list {
-		k, v, _ := strings.Cut(item, "=")
-		out[k] = v
-	}
-	*e = out
-	return nil
-}
-
-// dependsOn maps each dependency to its condition; the list form means service_started.
-type dependsOn map[string]string
-
-func (d *dependsOn) UnmarshalYAML(n *yaml.Node) error {
-	out := dependsOn{}
-	var list []string
-	if err := n.Decode(&list); err == nil {
-		for _, s := range list {
-			out[s] = "service_started"
-		}
-		*d = out
-		return nil
-	}
-	var m map[string]struct {
-		Condition string `yaml:"condition"`
-	}
-	if err := n.Decode(&m); err != nil {
-		return fmt.Errorf("decode depends_on: %w", err)
-	}
-	for k, v := range m {
-		if v.Condition == "" {
-			v.Condition = "service_started"
-		}
-		out[k] = v.Condition
-	}
-	*d = out
-	return nil
-}
-
-func loadCompose(t *testing.T) composeFile {
+// loadCompose reads docker-compose.yml with compose-go, the loader `docker compose` itself uses:
+// it validates the file against the Compose specification (a misspelt key, a wrong type or an
+// unknown top-level key is an error, as it would be for docker compose), resolves anchors and
+// merge keys, interpolates with an empty environment, and normalises every short form (ports,
+// volumes, depends_on, commands) into its model, on which the checks below run.
+func loadCompose(t *testing.T) *types.Project {
 	t.Helper()
-	b, err := os.ReadFile("docker-compose.yml")
+	dir, err := filepath.Abs(".")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c composeFile
-	dec := yaml.NewDecoder(strings.NewReader(string(b)))
-	dec.KnownFields(true) // a misspelt key would be silently ignored by docker compose too
-	if err := dec.Decode(&c); err != nil {
-		t.Fatalf("parse docker-compose.yml: %v", err)
+	project, err := loadComposeFile(filepath.Join(dir, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return c
+	return project
 }
 
-// A published port in short syntax: [ip:]host:container[/protocol].
+// loadComposeFile loads the compose file at path (absolute) as docker compose would.
+func loadComposeFile(path string) (*types.Project, error) {
+	ctx := context.Background()
+	details, err := loader.LoadConfigFiles(ctx, []string{path}, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	// An empty environment, so that the outcome does not depend on the shell running the test.
+	details.Environment = types.Mapping{}
+	project, err := loader.LoadWithContext(ctx, *details, func(o *loader.Options) {
+		o.SetProjectName("ordersys", false)
+		o.ResolvePaths = true // as docker compose does: build contexts become absolute
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load %s as docker compose would: %w", path, err)
+	}
+	return project, nil
+}
+
+// envOf is a service's environment; a variable listed without a value (taken from the host
+// when compose runs) is "".
+func envOf(s types.ServiceConfig) map[string]string {
+	out := map[string]string{}
+	for k, v := range s.Environment {
+		out[k] = ""
+		if v != nil {
+			out[k] = *v
+		}
+	}
+	return out
+}
+
+// buildArg is a build argument of a service built from a Dockerfile, "" if unset.
+func buildArg(s types.ServiceConfig, name string) string {
+	if s.Build == nil || s.Build.Args[name] == nil {
+		return ""
+	}
+	return *s.Build.Args[name]
+}
+
+// A published port: host address, host port and container port.
 type port struct {
-	IP                  string
-	Host, Container     int
-	Protocol, Published string
+	IP              string
+	Host, Container int
+	Protocol        string
+	Published       string // as the file gives it, for messages
 }
 
-func parsePort(s string) (port, error) {
-	p := port{Published: s, Protocol: "tcp"}
-	if spec, proto, ok := strings.Cut(s, "/"); ok {
-		s, p.Protocol = spec, proto
+func publishedPort(p types.ServicePortConfig) (port, error) {
+	out := port{IP: p.HostIP, Container: int(p.Target), Protocol: p.Protocol,
+		Published: fmt.Sprintf("%s:%s:%d/%s", p.HostIP, p.Published, p.Target, p.Protocol)}
+	host, err := strconv.Atoi(p.Published)
+	if err != nil {
+		return out, fmt.Errorf("port %s: the host side must be one port number", out.Published)
 	}
-	parts := strings.Split(s, ":")
-	if len(parts) != 3 {
-		return p, fmt.Errorf("port %q: want ip:host:container", p.Published)
-	}
-	p.IP = parts[0]
-	var err1, err2 error
-	p.Host, err1 = strconv.Atoi(parts[1])
-	p.Container, err2 = strconv.Atoi(parts[2])
-	if err1 != nil || err2 != nil {
-		return p, fmt.Errorf("port %q: host and container must be single port numbers", p.Published)
-	}
-	return p, nil
+	out.Host = host
+	return out, nil
 }
 
 // portOf returns the port of a host:port address.
