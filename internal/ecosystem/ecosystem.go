@@ -44,6 +44,9 @@ type Config struct {
 	// DefaultTimeout and MaxTimeout bound the Orders long-polls, as the orders binary's flags
 	// of the same names do; zero keeps orders.DefaultConfig's.
 	DefaultTimeout, MaxTimeout time.Duration
+	// Emailer, when set, is where the Email service sends (embedding, tests); nil keeps its
+	// default, a log line per email.
+	Emailer email.Emailer
 }
 
 // DefaultConfig returns the defaults of `go run ./cmd/ecosystem`.
@@ -230,7 +233,11 @@ func New(ctx context.Context, cfg Config) (_ *Ecosystem, err error) {
 	}
 	ecfg := email.DefaultConfig()
 	ecfg.Kafka, ecfg.AdminAddr = withState("email"), ""
-	em, err := email.New(ctx, ecfg)
+	var emailOpts []email.Option
+	if cfg.Emailer != nil {
+		emailOpts = append(emailOpts, email.WithEmailer(cfg.Emailer))
+	}
+	em, err := email.New(ctx, ecfg, emailOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("ecosystem: %w", err)
 	}

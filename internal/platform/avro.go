@@ -24,10 +24,14 @@ var (
 	ErrUnknownMagic    = errors.New("unknown magic byte")
 	ErrUnknownSchemaID = errors.New("unknown schema id")
 	ErrWrongSchema     = errors.New("schema id belongs to another record type")
-	ErrCorruptAvro     = errors.New("corrupt Avro body")
-	ErrInvalidValue    = errors.New("value not representable in the domain")
-	ErrCorruptJSON     = errors.New("corrupt JSON body")
-	ErrCorruptCBOR     = errors.New("corrupt CBOR body")
+	// ErrUnresolvableSchema: the writer's schema is of the right record but Avro's resolution
+	// rules cannot read it as this binary's (a field of a type that does not promote, a reader
+	// field the writer lacks that has no default).
+	ErrUnresolvableSchema = errors.New("writer schema does not resolve to the reader's")
+	ErrCorruptAvro        = errors.New("corrupt Avro body")
+	ErrInvalidValue       = errors.New("value not representable in the domain")
+	ErrCorruptJSON        = errors.New("corrupt JSON body")
+	ErrCorruptCBOR        = errors.New("corrupt CBOR body")
 )
 
 // DecodeError says why bytes could not be decoded into a record: Kind is one of the Err*
@@ -117,6 +121,11 @@ func RecordNames() []string {
 type writerSchema struct {
 	record string // short record name it describes
 	codec  *goavro.Codec
+	// resolve turns a record of another producer's schema into this binary's reader form
+	// (avro_resolve.go); nil when the writer schema is the shipped one.
+	resolve resolution
+	// unresolvable says why records of this schema cannot be read at all.
+	unresolvable error
 }
 
 // SchemaSet resolves schema ids: which id to write for each record, and which schema a read id
@@ -145,10 +154,12 @@ func NewStaticSchemaSet() (*SchemaSet, error) {
 }
 
 // NewRegistrySchemaSet registers every shipped schema with the registry at url, under the
-// subjects the topics use (TopicNameStrategy, "<topic>-value"; records on no public topic under
-// their full name), and returns a set that writes the registry's ids and looks up unknown ids
-// there (cached), so records written by other producers with other schema versions decode too.
-func NewRegistrySchemaSet(ctx context.Context, url string, opts ...sr.ClientOpt) (*SchemaSet, error) {
+// subjects the topics use (TopicNameStrategy, "<topic>-value" with the topic's full name, so
+// ecosystems under different prefixes keep subjects of their own, as a Confluent client
+// writing to those topics names them; records on no public topic under their full record
+// name), and returns a set that writes the registry's ids and looks up unknown ids there
+// (cached), so records written by other producers with other schema versions decode too.
+func NewRegistrySchemaSet(ctx context.Context, url string, names Names, opts ...sr.ClientOpt) (*SchemaSet, error) {
 	client, err := sr.NewClient(append([]sr.ClientOpt{sr.URLs(url)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("schema registry: create client: %w", err)
@@ -159,7 +170,7 @@ func NewRegistrySchemaSet(ctx context.Context, url string, opts ...sr.ClientOpt)
 	}
 	for _, record := range RecordNames() {
 		text, _ := SchemaText(record)
-		subjects := SubjectsFor(record)
+		subjects := SubjectsFor(names, record)
 		for _, subject := range subjects {
 			ss, err := client.CreateSchema(ctx, subject, sr.Schema{Schema: text, Type: sr.TypeAvro})
 			if err != nil {
@@ -200,12 +211,12 @@ func newSchemaSet() (*SchemaSet, error) {
 	return s, nil
 }
 
-// SubjectsFor lists the registry subjects a record is registered under.
-func SubjectsFor(record string) []string {
+// SubjectsFor lists the registry subjects a record is registered under, with names' prefix.
+func SubjectsFor(names Names, record string) []string {
 	var subjects []string
 	for _, t := range PublicTopics() {
 		if t.Record == record {
-			subjects = append(subjects, t.Name+"-value")
+			subjects = append(subjects, names.Topic(t.Name)+"-value")
 		}
 	}
 	if len(subjects) == 0 {
@@ -248,6 +259,10 @@ func (s *SchemaSet) writer(id int) (writerSchema, error) {
 	name := codec.CanonicalSchema()
 	record := recordNameOf(name)
 	w = writerSchema{record: record, codec: codec}
+	if own, ok := s.own[record]; ok && own.CanonicalSchema() != name {
+		readerText, _ := SchemaText(record)
+		w.resolve, w.unresolvable = compileResolution(text, readerText)
+	}
 	s.mu.Lock()
 	s.byID[id] = w
 	s.mu.Unlock()
@@ -312,12 +327,20 @@ func (c *AvroCodec[T]) Unmarshal(b []byte) (T, error) {
 	if w.record != c.record {
 		return fail(ErrWrongSchema, id, fmt.Errorf("id %d is %s", id, w.record))
 	}
+	if w.unresolvable != nil {
+		return fail(ErrUnresolvableSchema, id, w.unresolvable)
+	}
 	native, rest, err := w.codec.NativeFromBinary(b[confluentHeaderSize:])
 	if err != nil {
 		return fail(ErrCorruptAvro, id, err)
 	}
 	if len(rest) != 0 {
 		return fail(ErrCorruptAvro, id, fmt.Errorf("%d trailing bytes", len(rest)))
+	}
+	if w.resolve != nil {
+		if native, err = w.resolve(native); err != nil {
+			return fail(ErrInvalidValue, id, err)
+		}
 	}
 	m, ok := native.(map[string]any)
 	if !ok {
@@ -419,7 +442,7 @@ func CodecsFor(ctx context.Context, cfg Config) (*Codecs, error) {
 	if cfg.SchemaRegistryURL == "" {
 		return StaticCodecs(), nil
 	}
-	s, err := NewRegistrySchemaSet(ctx, cfg.SchemaRegistryURL, cfg.Security.registryOptions()...)
+	s, err := NewRegistrySchemaSet(ctx, cfg.SchemaRegistryURL, cfg.Names(), cfg.Security.registryOptions()...)
 	if err != nil {
 		return nil, err
 	}

@@ -6,9 +6,9 @@ import (
 	"github.com/ordersys/ecosystem/internal/domain"
 )
 
-// The functions below translate between domain records and goavro's native form. Reading goes
-// by field name with the schema's defaults, so records written with another compatible schema
-// version (registry mode) still decode.
+// The functions below translate between domain records and goavro's native form of the
+// shipped schemas. Records written with another schema (registry mode) reach them already
+// resolved to that form (avro_resolve.go).
 
 func orderToNative(o domain.Order) map[string]any {
 	return map[string]any{

@@ -92,6 +92,35 @@ func TestCodecsRoundTripRegistryIDs(t *testing.T) {
 	}
 }
 
+// Under a topic prefix the subjects are those of the prefixed topics, as a Confluent client
+// writing to them names them (TopicNameStrategy), and two ecosystems sharing a registry do not
+// share subjects.
+func TestRegistrySubjectsFollowTheTopicPrefix(t *testing.T) {
+	reg := srfake.New()
+	defer reg.Close()
+	if _, err := platform.CodecsFor(context.Background(), platform.Config{SchemaRegistryURL: reg.URL(), TopicPrefix: "team-a."}); err != nil {
+		t.Fatal(err)
+	}
+	client, _ := sr.NewClient(sr.URLs(reg.URL()))
+	subjects, err := client.Subjects(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"io.confluent.examples.streams.avro.microservices.OrderValue": true}
+	for _, topic := range platform.PublicTopics() {
+		if topic.Record != "" {
+			want["team-a."+topic.Name+"-value"] = true
+		}
+	}
+	got := map[string]bool{}
+	for _, s := range subjects {
+		got[s] = true
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("subjects %v, want %v", subjects, want)
+	}
+}
+
 // A record written by another producer with another (compatible) schema version is decoded by
 // field name, with the schema's defaults, once its id is fetched from the registry.
 func TestRegistryModeDecodesOtherWriterSchemas(t *testing.T) {
@@ -130,7 +159,7 @@ func TestRegistryModeDecodesOtherWriterSchemas(t *testing.T) {
 	}
 }
 
-func writeWith(t *testing.T, client *sr.Client, subject, schema string, native map[string]any) []byte {
+func writeWith(t *testing.T, client *sr.Client, subject, schema string, native any) []byte {
 	t.Helper()
 	ss, err := client.CreateSchema(context.Background(), subject, sr.Schema{Schema: schema, Type: sr.TypeAvro})
 	if err != nil {

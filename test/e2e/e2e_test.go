@@ -236,7 +236,7 @@ func TestSchemaRegistryMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ss, err := client.SchemaByVersion(context.Background(), "orders-value", -1)
+	ss, err := client.SchemaByVersion(context.Background(), env.Names.Topic(string(platform.TopicOrders))+"-value", -1)
 	if err != nil {
 		t.Fatalf("orders-value not registered: %v", err)
 	}
