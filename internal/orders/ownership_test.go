@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -145,6 +146,29 @@ func TestOwnerCandidatesBest(t *testing.T) {
 			got, ok := cands.best(c.current)
 			if (c.want == "") == ok || (ok && got.MemberID != c.want) {
 				t.Fatalf("best(%d) of %+v = %+v %v, want %q", c.current, cands.Entries, got, ok, c.want)
+			}
+		})
+	}
+}
+
+// The address published in the membership table: the configured one, else the listener's,
+// with an unspecified IP replaced by loopback; a listener that is not TCP is published as it is
+// (it used to dereference a nil *TCPAddr).
+func TestAdvertisedAddress(t *testing.T) {
+	cases := []struct {
+		name, configured string
+		listen           net.Addr
+		want             string
+	}{
+		{"configured wins", "orders-1:8080", &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 9}, "orders-1:8080"},
+		{"listener address", "", &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 8080}, "10.0.0.1:8080"},
+		{"unspecified becomes loopback", "", &net.TCPAddr{IP: net.IPv6unspecified, Port: 8080}, "127.0.0.1:8080"},
+		{"not TCP", "", &net.UnixAddr{Name: "/run/orders.sock", Net: "unix"}, "/run/orders.sock"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := advertised(c.configured, c.listen); got != c.want {
+				t.Fatalf("advertised(%q, %v) = %q, want %q", c.configured, c.listen, got, c.want)
 			}
 		})
 	}

@@ -162,7 +162,10 @@ func advertised(configured string, listen net.Addr) string {
 		return configured
 	}
 	tcp, ok := listen.(*net.TCPAddr)
-	if !ok || tcp.IP.IsUnspecified() {
+	switch {
+	case !ok:
+		return listen.String()
+	case tcp.IP.IsUnspecified():
 		return fmt.Sprintf("127.0.0.1:%d", tcp.Port)
 	}
 	return tcp.String()
@@ -170,9 +173,6 @@ func advertised(configured string, listen net.Addr) string {
 
 // Addr is the address the REST API listens on.
 func (s *Service) Addr() string { return s.ln.Addr().String() }
-
-// AdvertisedAddr is the address published in the membership table.
-func (s *Service) AdvertisedAddr() string { return s.self }
 
 // Run serves until ctx ends or a part fails. On shutdown it first fails readiness and lets
 // in-flight requests finish (they may still need the view) — those still waiting after

@@ -20,8 +20,9 @@ func ParseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-// NewLogger builds the process logger (JSON or text), makes it slog's default and routes goka's
-// and sarama's loggers into it: goka at info, sarama (chatty about metadata) at debug.
+// NewLogger builds the process logger (JSON or text), makes it slog's default and routes
+// sarama's global logger into it at debug (it is chatty about metadata). goka's loggers are set
+// per processor, view and emitter (gokaLogger, at info) where they are built.
 func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	lvl, err := ParseLevel(level)
 	if err != nil {

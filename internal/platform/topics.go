@@ -70,11 +70,6 @@ func PublicTopics() []TopicSpec {
 	}
 }
 
-// Groups lists every consumer group of the ecosystem.
-func Groups() []goka.Group {
-	return []goka.Group{GroupOrders, GroupValidation, GroupDetails, GroupFraud, GroupInventory, GroupEmail}
-}
-
 // groupsWithTable and groupsWithLoop say which groups persist state and which re-key through a
 // loopback topic; provisioning creates exactly these internal topics.
 var (

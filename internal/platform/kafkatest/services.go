@@ -128,12 +128,3 @@ func (l *VerdictLog) Settle(t testing.TB, d time.Duration) int {
 	return l.N
 }
 
-// Last returns the latest verdict of order id, failing the test when it has none.
-func (l *VerdictLog) Last(t testing.TB, id string) domain.ValidationResult {
-	t.Helper()
-	got := l.ByID[id]
-	if len(got) == 0 {
-		t.Fatalf("no verdict for order %s: %v", id, l.ByID)
-	}
-	return got[len(got)-1]
-}
