@@ -3,17 +3,16 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/ordersapi"
 )
 
 // Customers spread the orders so that no customer's fraud total nears the 2000 limit: every
@@ -58,79 +57,25 @@ func newOrdersClient(maxConns int) *ordersClient {
 
 func (c *ordersClient) close() { c.http.CloseIdleConnections() }
 
-// post creates o and returns once the service acknowledged it (201: written with acks=all).
+// post creates o through the instance at base.
 func (c *ordersClient) post(ctx context.Context, base string, o domain.Order) error {
-	body, err := json.Marshal(o)
-	if err != nil {
-		return fmt.Errorf("post order %s: encode: %w", o.ID, err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/orders", bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("post order %s: %w", o.ID, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("post order %s: %w", o.ID, err)
-	}
-	defer resp.Body.Close()
-	text, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("post order %s: status %d: %s", o.ID, resp.StatusCode, bytes.TrimSpace(text))
-	}
-	return nil
+	return ordersapi.New(base, c.http).Post(ctx, o)
 }
 
 // awaitDecided long-polls GET /v1/orders/{id}/validated and returns the order's final state.
 func (c *ordersClient) awaitDecided(ctx context.Context, base, id string, timeout time.Duration) (domain.OrderState, error) {
-	u := base + "/v1/orders/" + url.PathEscape(id) + "/validated?timeout=" + strconv.FormatInt(timeout.Milliseconds(), 10)
-	body, err := c.get(ctx, u)
-	if err != nil {
-		return "", fmt.Errorf("await order %s: %w", id, err)
-	}
-	var o domain.Order
-	if err := json.Unmarshal(body, &o); err != nil {
-		return "", fmt.Errorf("await order %s: decode: %w", id, err)
-	}
-	if o.ID != id {
-		return "", fmt.Errorf("await order %s: got order %q", id, o.ID)
-	}
-	return o.State, nil
+	o, err := ordersapi.New(base, c.http).AwaitDecided(ctx, id, timeout)
+	return o.State, err
 }
 
 // read is the read test's request: GET /v1/orders/{id}, answered from the view of the
-// instance owning the id (locally or forwarded). It checks the status only: decoding every
-// body would cost the load generator CPU that the services need on a shared machine.
+// instance owning the id (locally or forwarded), its status checked but its body not decoded.
 func (c *ordersClient) read(ctx context.Context, base, id string) error {
-	_, err := c.get(ctx, base+"/v1/orders/"+url.PathEscape(id)+"?timeout=2000")
-	if err != nil {
-		return fmt.Errorf("read order %s: %w", id, err)
-	}
-	return nil
+	return ordersapi.New(base, c.http).Probe(ctx, id, 2*time.Second)
 }
 
 // errStatus is a reply other than 200.
 var errStatus = errors.New("unexpected status")
-
-func (c *ordersClient) get(ctx context.Context, u string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w %d: %s", errStatus, resp.StatusCode, bytes.TrimSpace(body))
-	}
-	return body, nil
-}
 
 // scrapeCounter sums the samples of a Prometheus counter whose line starts with series (name
 // and labels, e.g. `x_total{outcome="relayed"}`) on base/metrics.

@@ -1,12 +1,9 @@
 package sampledata
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -18,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/ordersapi"
 	"github.com/ordersys/ecosystem/internal/platform"
 )
 
@@ -220,25 +218,7 @@ func (r *orderRun) one(ctx context.Context, id string) {
 }
 
 func (r *orderRun) post(ctx context.Context, o domain.Order) error {
-	body, err := json.Marshal(o)
-	if err != nil {
-		return fmt.Errorf("post order %s: encode: %w", o.ID, err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.load.URL+"/v1/orders", bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("post order %s: %w", o.ID, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := r.load.HTTPClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("post order %s: %w", o.ID, err)
-	}
-	defer resp.Body.Close()
-	text, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("post order %s: status %d: %s", o.ID, resp.StatusCode, bytes.TrimSpace(text))
-	}
-	return nil
+	return ordersapi.New(r.load.URL, r.load.HTTPClient).Post(ctx, o)
 }
 
 // pay writes the order's payment, as the reference's tool does right after posting.
@@ -255,28 +235,7 @@ func (r *orderRun) pay(ctx context.Context, o domain.Order) error {
 }
 
 func (r *orderRun) get(ctx context.Context, id string) (domain.Order, error) {
-	u := fmt.Sprintf("%s/v1/orders/%s?timeout=%d", r.load.URL, url.PathEscape(id), r.load.ReadTimeout.Milliseconds())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return domain.Order{}, fmt.Errorf("read order %s: %w", id, err)
-	}
-	resp, err := r.load.HTTPClient.Do(req)
-	if err != nil {
-		return domain.Order{}, fmt.Errorf("read order %s: %w", id, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return domain.Order{}, fmt.Errorf("read order %s: %w", id, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return domain.Order{}, fmt.Errorf("read order %s: status %d: %s", id, resp.StatusCode, bytes.TrimSpace(body))
-	}
-	var o domain.Order
-	if err := json.Unmarshal(body, &o); err != nil {
-		return domain.Order{}, fmt.Errorf("read order %s: decode body: %w", id, err)
-	}
-	return o, nil
+	return ordersapi.New(r.load.URL, r.load.HTTPClient).Get(ctx, id, r.load.ReadTimeout)
 }
 
 // compare says how got differs from the posted order, or "" when it is the same order. The

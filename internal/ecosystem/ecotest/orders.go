@@ -1,58 +1,34 @@
 package ecotest
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
-	"net/http"
-	"net/url"
+	"context"
 	"testing"
+	"time"
 
 	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/ordersapi"
 )
+
+// awaitTimeout is how long the helpers long-poll for an order's final state.
+const awaitTimeout = 30 * time.Second
 
 // PostAndAwait posts o to the Orders REST API at base, then long-polls GET …/validated until
 // its final state, failing the test on any other answer; it returns what the GET said.
 func PostAndAwait(t testing.TB, base string, o domain.Order) domain.Order {
 	t.Helper()
-	body, err := json.Marshal(o)
-	if err != nil {
+	if err := ordersapi.New(base, nil).Post(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Post(base+"/v1/orders", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("POST %q: %d %s", o.ID, resp.StatusCode, b)
-	}
-	loc := resp.Header.Get("Location")
-	if loc == "" {
-		loc = "/v1/orders/" + url.PathEscape(o.ID)
-	}
-	return await(t, base+loc, o.ID)
+	return Await(t, base, o.ID)
 }
 
 // Await long-polls GET /v1/orders/{id}/validated at base until the order's final state, failing
 // the test on any other answer; it returns what the GET said.
 func Await(t testing.TB, base, id string) domain.Order {
 	t.Helper()
-	return await(t, base+"/v1/orders/"+url.PathEscape(id), id)
-}
-
-func await(t testing.TB, order, id string) domain.Order {
-	t.Helper()
-	resp, err := http.Get(order + "/validated?timeout=30000")
+	got, err := ordersapi.New(base, nil).AwaitDecided(context.Background(), id, awaitTimeout)
 	if err != nil {
 		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var got domain.Order
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &got) != nil {
-		t.Fatalf("GET %q validated: %d %s", id, resp.StatusCode, b)
 	}
 	return got
 }
