@@ -180,23 +180,14 @@ func serveOrders(ctx context.Context, args []string, stdout io.Writer) error {
 		ready.URLs = append(ready.URLs, "http://"+svc.Addr())
 	}
 	g.Go("readiness", func(ctx context.Context) error {
-		t := time.NewTicker(50 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-t.C:
-			}
-			allReady := true
-			for _, svc := range svcs {
-				allReady = allReady && svc.Health.Ready() == nil
-			}
-			if allReady {
-				writeReady(stdout, ready)
-				return nil
-			}
+		var checks []func() error
+		for _, svc := range svcs {
+			checks = append(checks, svc.Health.Ready)
 		}
+		if service.WaitReady(ctx, checks...) == nil {
+			writeReady(stdout, ready)
+		}
+		return nil
 	})
 	<-gctx.Done()
 	if err := g.Wait(); err != nil {

@@ -338,19 +338,10 @@ func (e *Ecosystem) Run(ctx context.Context, ready func(Info)) error {
 	front.Go("orders", e.orders.Run)
 	if ready != nil {
 		front.Go("readiness", func(ctx context.Context) error {
-			t := time.NewTicker(50 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-t.C:
-					if e.orders.Health.Ready() == nil {
-						ready(e.Info())
-						return nil
-					}
-				}
+			if service.WaitReady(ctx, e.orders.Health.Ready) == nil {
+				ready(e.Info())
 			}
+			return nil
 		})
 	}
 	<-frontDone.Done()

@@ -53,6 +53,28 @@ func (h *Health) AddView(name string, v *goka.View) {
 // balancers stop sending traffic while in-flight requests finish.
 func (h *Health) SetStopping() { h.stopping.Store(true) }
 
+// WaitReady polls checks every 50 ms until all of them report ready (nil) and returns nil, or
+// returns ctx's error when ctx ends first. It is how the ecosystem, the benchmark and the tests
+// wait for services they started in-process.
+func WaitReady(ctx context.Context, checks ...func() error) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		ready := true
+		for _, check := range checks {
+			ready = ready && check() == nil
+		}
+		if ready {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
 // Ready returns nil when the service is ready, or the failing checks.
 func (h *Health) Ready() error {
 	failing := h.failing()
