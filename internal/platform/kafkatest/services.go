@@ -127,4 +127,3 @@ func (l *VerdictLog) Settle(t testing.TB, d time.Duration) int {
 	}
 	return l.N
 }
-
