@@ -1,12 +1,9 @@
 package email
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
-	"sync/atomic"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -15,45 +12,6 @@ import (
 	"github.com/ordersys/ecosystem/internal/domain"
 	"github.com/ordersys/ecosystem/internal/platform"
 )
-
-// sweepVisitor names the visitor edge that expires state; SweepAt drives it.
-const sweepVisitor = "expire"
-
-// Sending is retried a few times inside the callback before the processor gives up; each
-// attempt is bounded so that a hanging server cannot hold a partition forever.
-const (
-	sendAttempts       = 3
-	sendAttemptTimeout = 30 * time.Second
-)
-
-// Counters count what the service did since it started; they are served as JSON on the admin
-// address at /counters.
-type Counters struct {
-	EmailsSent          atomic.Int64
-	EmailsUndeliverable atomic.Int64
-	Enriched            atomic.Int64
-	UnknownLevel        atomic.Int64 // enriched orders routed to the unknown-level topic
-	Duplicates          atomic.Int64 // records for orders already finished: redeliveries, later states
-	UnpaidOrders        atomic.Int64 // orders whose records expired without a matching payment
-	UnmatchedPayments   atomic.Int64 // payments that expired without a matching order record
-	HoldsExpired        atomic.Int64 // orders abandoned because their customer never arrived
-	HoldsUnlisted       atomic.Int64 // waiting orders left off their customer's full list (the sweep releases them)
-}
-
-// Snapshot returns the current values by name.
-func (c *Counters) Snapshot() map[string]int64 {
-	return map[string]int64{
-		"emails_sent":          c.EmailsSent.Load(),
-		"emails_undeliverable": c.EmailsUndeliverable.Load(),
-		"enriched":             c.Enriched.Load(),
-		"unknown_level":        c.UnknownLevel.Load(),
-		"duplicates":           c.Duplicates.Load(),
-		"unpaid_orders":        c.UnpaidOrders.Load(),
-		"unmatched_payments":   c.UnmatchedPayments.Load(),
-		"holds_expired":        c.HoldsExpired.Load(),
-		"holds_unlisted":       c.HoldsUnlisted.Load(),
-	}
-}
 
 // Processing is what the processor needs besides topic names and codecs.
 type Processing struct {
@@ -65,74 +23,6 @@ type Processing struct {
 	Now func() time.Time
 	// SendBackoff is the first wait between send attempts, doubled each time; 0 means 1 s.
 	SendBackoff time.Duration
-}
-
-// loopMessage is a record on the group's loop topic; exactly one field is set.
-type loopMessage struct {
-	// Payment re-keys a payment by its order id, carrying the payment's event time (records
-	// written by a processor carry their produce time, not the original one).
-	Payment *loopPayment `json:"payment,omitempty" cbor:"1,keyasint,omitempty"`
-	// Hold, keyed by a customer key, registers an order that waits for that customer.
-	Hold *holdRequest `json:"hold,omitempty" cbor:"2,keyasint,omitempty"`
-	// Customer, keyed by an order id, hands a waiting order the customer it waited for, so the
-	// order does not depend on the lookup table having caught up yet.
-	Customer *domain.Customer `json:"customer,omitempty" cbor:"3,keyasint,omitempty"`
-}
-
-type loopPayment struct {
-	Payment   domain.Payment `json:"payment" cbor:"1,keyasint,omitempty"`
-	EventTime stamp          `json:"eventTime" cbor:"2,keyasint"`
-}
-
-type holdRequest struct {
-	OrderID    string `json:"orderId" cbor:"1,keyasint,omitempty"`
-	CustomerID int64  `json:"customerId" cbor:"2,keyasint,omitempty"`
-	Since      stamp  `json:"since" cbor:"3,keyasint"`
-}
-
-// paymentRecords decodes payments and refuses those without an order id: such a payment can
-// never join, so it goes to the dead-letter topic as evidence instead of being dropped.
-type paymentRecords struct {
-	codec *platform.AvroCodec[domain.Payment]
-}
-
-func (r paymentRecords) Unmarshal(b []byte) (domain.Payment, error) {
-	p, err := r.codec.Unmarshal(b)
-	if err != nil {
-		return p, err
-	}
-	if p.OrderID == "" {
-		return p, &platform.DecodeError{Kind: platform.ErrInvalidValue, Record: "Payment", SchemaID: -1,
-			Cause: errors.New("payment has no order id")}
-	}
-	return p, nil
-}
-
-// loopCodec encodes and decodes loop records, strictly: fields this service never writes mean
-// the record is not ours.
-var loopCodec = platform.StateCodec[loopMessage]{Strict: true}
-
-// loopRecords decodes loop records for platform.Decode, so that one that does not decode (a
-// record from an incompatible version, say) is dead-lettered instead of stopping the group.
-type loopRecords struct{}
-
-func (loopRecords) Unmarshal(b []byte) (loopMessage, error) {
-	v, err := loopCodec.Decode(b)
-	if err != nil {
-		return loopMessage{}, err
-	}
-	m := *v.(*loopMessage)
-	set := 0
-	for _, present := range []bool{m.Payment != nil, m.Hold != nil, m.Customer != nil} {
-		if present {
-			set++
-		}
-	}
-	if set != 1 {
-		return loopMessage{}, &platform.DecodeError{Kind: platform.ErrInvalidValue, Record: "email loop record",
-			SchemaID: -1, Cause: fmt.Errorf("%d kinds set, want exactly 1", set)}
-	}
-	return m, nil
 }
 
 // joiner holds the callbacks of the processor.
@@ -208,19 +98,6 @@ func outputTopics(n platform.Names) []goka.Stream {
 		topics = append(topics, t)
 	}
 	return append(topics, n.Stream(platform.TopicUnknownLevel))
-}
-
-// SweepAt expires the state of every partition p owns as of now: join candidates past the
-// join retention, orders whose customer has not arrived within the hold, waiters and finished
-// orders past their retention. It also retries the customer lookup of every waiting order, so
-// that an order whose release message was lost in a crash is released all the same. The
-// service calls it periodically; it returns the number of keys visited.
-func SweepAt(ctx context.Context, p *goka.Processor, now time.Time) (int64, error) {
-	n, err := p.VisitAllWithStats(ctx, sweepVisitor, now)
-	if err != nil {
-		return n, fmt.Errorf("sweep email state: %w", err)
-	}
-	return n, nil
 }
 
 func sourceOf(ctx goka.Context) source {
@@ -421,110 +298,4 @@ func (j *joiner) enrich(ctx goka.Context, s *orderState, c domain.Customer, src 
 	ctx.Emit(topic, ctx.Key(), rec)
 	s.Enriched = &enrichedOutcome{outcome: outcome{At: stamp{now}, Source: src}, Topic: string(topic), Record: rec}
 	j.counters.Enriched.Add(1)
-}
-
-// send delivers one email. failed reports a permanent refusal (the order is settled without
-// an email); sent is false when delivery failed transiently: then the record is left
-// uncommitted and the processor stops, so the order is retried after a restart, not lost.
-func (j *joiner) send(ctx goka.Context, e Email) (failed, sent bool) {
-	err := j.sendWithRetry(ctx.Context(), e)
-	switch {
-	case err == nil:
-		j.counters.EmailsSent.Add(1)
-		return false, true
-	case errors.Is(err, ErrUndeliverable):
-		j.counters.EmailsUndeliverable.Add(1)
-		slog.Error("email undeliverable; the order is not emailed again",
-			slog.String("order_id", e.Order.ID), slog.Int64("customer_id", e.Customer.ID), slog.Any("error", err))
-		return true, true
-	default:
-		// DeferCommit's completion with an error fails the message: its offset is never marked
-		// and the processor stops. Unlike ctx.Fail, this also holds during shutdown.
-		ctx.DeferCommit()(fmt.Errorf("send email for order %s: %w", e.Order.ID, err))
-		return false, false
-	}
-}
-
-func (j *joiner) sendWithRetry(ctx context.Context, e Email) error {
-	backoff := j.backoff
-	for attempt := 1; ; attempt++ {
-		// An attempt runs to completion even when the processor is stopping, so that an email
-		// that was sent is also remembered, instead of being sent again after the restart.
-		attemptCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendAttemptTimeout)
-		err := j.emailer.Send(attemptCtx, e)
-		cancel()
-		if err == nil || errors.Is(err, ErrUndeliverable) || attempt == sendAttempts {
-			return err
-		}
-		slog.Warn("sending email failed; retrying", slog.String("order_id", e.Order.ID),
-			slog.Int("attempt", attempt), slog.Duration("backoff", backoff), slog.Any("error", err))
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%w (stopped retrying: %w)", err, ctx.Err())
-		case <-t.C:
-		}
-		backoff *= 2
-	}
-}
-
-// onSweep expires the state under one key; meta is the sweep's time.
-func (j *joiner) onSweep(ctx goka.Context, meta any) {
-	now, ok := meta.(time.Time)
-	if !ok {
-		ctx.Fail(fmt.Errorf("sweep: meta is %T, want time.Time", meta))
-	}
-	e, existed := j.load(ctx)
-	if !existed {
-		return
-	}
-	changed := false
-	if s := e.Order; s != nil {
-		if s.Waiting != nil {
-			if c := j.lookupCustomer(ctx, s.Waiting.CustomerID); c != nil {
-				advanced, ok := j.advance(ctx, s, c, source{Topic: sweepVisitor, Offset: -1}, now)
-				if !ok {
-					return
-				}
-				if advanced {
-					s.Updated = stamp{now}
-					changed = true
-				}
-			}
-		}
-		before := *s
-		x := s.expire(now, j.retention)
-		if x.unpaidOrder {
-			j.counters.UnpaidOrders.Add(1)
-		}
-		if x.unmatchedPayment {
-			j.counters.UnmatchedPayments.Add(1)
-		}
-		if x.holdExpired {
-			j.counters.HoldsExpired.Add(1)
-			s.Updated = stamp{now}
-			slog.Warn("order abandoned: its customer did not arrive in time",
-				slog.String("order_id", ctx.Key()), slog.Int64("customer_id", before.Waiting.CustomerID),
-				slog.Time("waiting_since", before.Waiting.Since.Time), slog.Duration("hold", j.retention.Hold))
-		}
-		if x.forget {
-			e.Order = nil
-		}
-		if x != (expiry{}) {
-			changed = true
-		}
-	}
-	if c := e.Customer; c != nil {
-		before := len(c.Waiting)
-		if !c.expireWaiters(now, j.retention) {
-			e.Customer = nil
-		}
-		if e.Customer == nil || len(c.Waiting) != before {
-			changed = true
-		}
-	}
-	if changed {
-		j.store(ctx, e, existed)
-	}
 }
