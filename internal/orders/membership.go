@@ -16,7 +16,6 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
-
 	"github.com/ordersys/ecosystem/internal/metrics"
 )
 
@@ -297,4 +296,39 @@ func (o *Ownership) clear() {
 	o.mu.Lock()
 	o.owned = nil
 	o.mu.Unlock()
+}
+
+// announce publishes this instance as the owner of partitions at generation.
+func (s *Service) announce(_ context.Context, generation int32, memberID string, partitions []int32) error {
+	now := time.Now().UTC()
+	for _, p := range partitions {
+		owner := Owner{Partition: p, Addr: s.self, Generation: generation, MemberID: memberID, Instance: s.cfg.Instance, UpdatedAt: now}
+		if err := s.announcer.EmitSync(membershipKey(p), owner); err != nil {
+			return fmt.Errorf("announce partition %d: %w", p, err)
+		}
+	}
+	slog.Debug("announced ownership", slog.Any("partitions", partitions), slog.Int("generation", int(generation)), slog.String("addr", s.self))
+	return nil
+}
+
+// reannounce publishes the live session's ownership again every interval, so that an entry
+// that is stale, lost or forged is corrected without waiting for a rebalance.
+func (s *Service) reannounce(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		generation, memberID, owned := s.ownership.session()
+		if len(owned) == 0 {
+			continue
+		}
+		if err := s.announce(ctx, generation, memberID, owned); err != nil {
+			// The next tick tries again; the entries already there still route.
+			slog.Warn("re-announcing ownership failed", slog.Any("error", err))
+		}
+	}
 }

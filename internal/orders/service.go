@@ -14,11 +14,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
-	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -230,19 +227,6 @@ func (s *Service) stored(o domain.Order) {
 	s.waiters.Notify(o)
 }
 
-// announce publishes this instance as the owner of partitions at generation.
-func (s *Service) announce(_ context.Context, generation int32, memberID string, partitions []int32) error {
-	now := time.Now().UTC()
-	for _, p := range partitions {
-		owner := Owner{Partition: p, Addr: s.self, Generation: generation, MemberID: memberID, Instance: s.cfg.Instance, UpdatedAt: now}
-		if err := s.announcer.EmitSync(membershipKey(p), owner); err != nil {
-			return fmt.Errorf("announce partition %d: %w", p, err)
-		}
-	}
-	slog.Debug("announced ownership", slog.Any("partitions", partitions), slog.Int("generation", int(generation)), slog.String("addr", s.self))
-	return nil
-}
-
 // owner returns the membership entry of partition p to route to (ownerCandidates.best).
 func (s *Service) owner(p int32) (Owner, bool) {
 	v, err := s.membership.Get(membershipKey(p))
@@ -254,28 +238,6 @@ func (s *Service) owner(p int32) (Owner, bool) {
 		return Owner{}, false
 	}
 	return c.best(s.ownership.Newest())
-}
-
-// reannounce publishes the live session's ownership again every interval, so that an entry
-// that is stale, lost or forged is corrected without waiting for a rebalance.
-func (s *Service) reannounce(ctx context.Context, every time.Duration) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		generation, memberID, owned := s.ownership.session()
-		if len(owned) == 0 {
-			continue
-		}
-		if err := s.announce(ctx, generation, memberID, owned); err != nil {
-			// The next tick tries again; the entries already there still route.
-			slog.Warn("re-announcing ownership failed", slog.Any("error", err))
-		}
-	}
 }
 
 // lookup reads an order from the local view; nil when absent. It fails with ErrNotOwner when
@@ -296,112 +258,6 @@ func (s *Service) lookup(id string, p int32) (*domain.Order, error) {
 	}
 	o := v.(domain.Order)
 	return &o, nil
-}
-
-// pendingWrites remembers orders written by POST until the view has stored them, so that a
-// second POST in between sees the first (idempotency does not depend on view latency), and
-// writes the broker has not answered yet, so that a second POST of the id waits for the
-// answer instead of guessing.
-type pendingWrites struct {
-	mu        sync.Mutex
-	byID      map[string]*pendingWrite
-	lastSweep time.Time
-}
-
-// pendingWrite is one POST's write of an order.
-type pendingWrite struct {
-	order domain.Order
-	done  chan struct{} // closed once the broker acknowledged the write or the producer gave up
-	err   error         // why it was not written; set before done is closed
-	at    time.Time     // when it was acknowledged
-}
-
-// pendingTTL bounds how long an acknowledged write is remembered if the view never reports
-// it (e.g. the partition moved away meanwhile).
-const pendingTTL = time.Minute
-
-// begin registers a write of o about to be sent.
-func (pw *pendingWrites) begin(o domain.Order) *pendingWrite {
-	w := &pendingWrite{order: o, done: make(chan struct{})}
-	pw.mu.Lock()
-	defer pw.mu.Unlock()
-	pw.byID[o.ID] = w
-	// Acknowledged writes the view never reported are swept, at most once a second: with
-	// many writes unanswered (a leader election under load) a sweep on every write would
-	// scan them all each time.
-	if len(pw.byID) > 1024 && time.Since(pw.lastSweep) > time.Second {
-		pw.lastSweep = time.Now()
-		for id, old := range pw.byID {
-			if old.expired() {
-				delete(pw.byID, id)
-			}
-		}
-	}
-	return w
-}
-
-// answered reports whether the broker has answered w.
-func (w *pendingWrite) answered() bool {
-	select {
-	case <-w.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// finish records the broker's answer to w: acknowledged (err nil), or not written, in which
-// case the id is forgotten.
-func (pw *pendingWrites) finish(w *pendingWrite, err error) {
-	pw.mu.Lock()
-	defer pw.mu.Unlock()
-	w.err, w.at = err, time.Now()
-	close(w.done)
-	if err != nil && pw.byID[w.order.ID] == w {
-		delete(pw.byID, w.order.ID)
-	}
-}
-
-// expired reports whether an acknowledged write is past pendingTTL; one still unanswered
-// never is. The caller holds the lock.
-func (w *pendingWrite) expired() bool {
-	select {
-	case <-w.done:
-		return time.Since(w.at) > pendingTTL
-	default:
-		return false
-	}
-}
-
-// get returns the write of id that is unanswered or acknowledged, if any.
-func (pw *pendingWrites) get(id string) (*pendingWrite, bool) {
-	pw.mu.Lock()
-	defer pw.mu.Unlock()
-	w, ok := pw.byID[id]
-	if !ok || w.expired() {
-		return nil, false
-	}
-	return w, true
-}
-
-func (pw *pendingWrites) remove(id string) {
-	pw.mu.Lock()
-	defer pw.mu.Unlock()
-	delete(pw.byID, id)
-}
-
-// keyLocks serialises POSTs of one order id without one lock per id.
-type keyLocks struct {
-	seed    maphash.Seed
-	once    sync.Once
-	stripes [256]sync.Mutex
-}
-
-func (kl *keyLocks) lock(id string) func() {
-	kl.once.Do(func() { kl.seed = maphash.MakeSeed() })
-	m := &kl.stripes[maphash.String(kl.seed, id)%uint64(len(kl.stripes))]
-	m.Lock()
-	return m.Unlock
 }
 
 // Waiting is the number of requests waiting for an order in this instance's view.
