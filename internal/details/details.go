@@ -54,13 +54,7 @@ func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
 					slog.Warn("CREATED with other content than the id's first ignored", slog.String("order_id", o.ID))
 					return
 				}
-				result := Check(o)
-				ctx.Emit(validations, o.ID, domain.OrderValidation{
-					OrderID:          o.ID,
-					CheckType:        domain.OrderDetailsCheck,
-					ValidationResult: result,
-				})
-				metrics.Verdicts.WithLabelValues(string(domain.OrderDetailsCheck), string(result)).Inc()
+				platform.EmitVerdict(ctx, validations, o.ID, domain.OrderDetailsCheck, Check(o))
 			})),
 		goka.Persist(platform.StateCodec[Seen]{}),
 		goka.Output(validations, codecs.OrderValidation),

@@ -1,7 +1,6 @@
 package email
 
 import (
-	"fmt"
 	"log/slog"
 	"sort"
 	"time"
@@ -73,7 +72,7 @@ func Graph(n platform.Names, codecs *platform.Codecs, p Processing) *goka.GroupG
 			}
 			decodeCustomer(ctx, msg)
 		}),
-		goka.Loop(new(codec.Bytes), platform.Decode(n, loopRecords{}, j.onLoop)),
+		goka.Loop(new(codec.Bytes), platform.Decode(n, loopCodec, j.onLoop)),
 		goka.Lookup(j.customers, new(codec.Bytes)),
 		goka.Persist(platform.StateCodec[entry]{}),
 		goka.Visitor(sweepVisitor, j.onSweep),
@@ -100,16 +99,7 @@ func outputTopics(n platform.Names) []goka.Stream {
 	return append(topics, n.Stream(platform.TopicUnknownLevel))
 }
 
-func sourceOf(ctx goka.Context) source {
-	return source{Topic: string(ctx.Topic()), Partition: ctx.Partition(), Offset: ctx.Offset()}
-}
-
-func (j *joiner) load(ctx goka.Context) (*entry, bool) {
-	if e, _ := ctx.Value().(*entry); e != nil {
-		return e, true
-	}
-	return &entry{}, false
-}
+func (j *joiner) load(ctx goka.Context) (*entry, bool) { return platform.Value[entry](ctx) }
 
 // store writes e back, or deletes the key when nothing is left in it.
 func (j *joiner) store(ctx goka.Context, e *entry, existed bool) {
@@ -126,11 +116,7 @@ func (j *joiner) store(ctx goka.Context, e *entry, existed bool) {
 }
 
 func (j *joiner) loopback(ctx goka.Context, key string, m loopMessage) {
-	b, err := loopCodec.Encode(m)
-	if err != nil {
-		ctx.Fail(fmt.Errorf("loop back to %q: %w", key, err))
-	}
-	ctx.Loopback(key, b)
+	platform.Loopback(ctx, loopCodec, key, m)
 }
 
 func (j *joiner) onOrder(ctx goka.Context, o domain.Order) {
@@ -207,7 +193,7 @@ func (j *joiner) update(ctx goka.Context, customer *domain.Customer, apply func(
 		e.Order = &orderState{}
 	}
 	s := e.Order
-	src := sourceOf(ctx)
+	src := platform.SourceOf(ctx)
 	if s.Enriched != nil && s.Enriched.Source == src {
 		// The very record that produced the enriched record again: the offset was not
 		// committed, so the output may not have reached Kafka either. Emit it once more.

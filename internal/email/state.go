@@ -9,6 +9,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/platform"
 )
 
 // JoinWindow is how far apart the event times of an order record and a payment may be for the
@@ -132,11 +133,7 @@ type waiting struct {
 // source identifies the record that produced an outcome. When the same record is delivered
 // again (a replay after a crash, before its offset was committed), the outcome's outputs are
 // emitted again, because they may not have reached Kafka the first time.
-type source struct {
-	Topic     string `json:"topic" cbor:"1,keyasint,omitempty"`
-	Partition int32  `json:"partition" cbor:"2,keyasint,omitempty"`
-	Offset    int64  `json:"offset" cbor:"3,keyasint,omitempty"`
-}
+type source = platform.Source
 
 type outcome struct {
 	At     stamp  `json:"at" cbor:"1,keyasint"`

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
+	"github.com/ordersys/ecosystem/internal/platform"
 )
 
 // sweepVisitor names the visitor edge that expires state; SweepAt drives it.
@@ -39,7 +40,7 @@ func (j *joiner) onSweep(ctx goka.Context, meta any) {
 	if s := e.Order; s != nil {
 		if s.Waiting != nil {
 			if c := j.lookupCustomer(ctx, s.Waiting.CustomerID); c != nil {
-				advanced, ok := j.advance(ctx, s, c, source{Topic: sweepVisitor, Offset: -1}, now)
+				advanced, ok := j.advance(ctx, s, c, platform.Source{Topic: sweepVisitor, Offset: -1}, now)
 				if !ok {
 					return
 				}

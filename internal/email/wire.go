@@ -53,16 +53,9 @@ func (r paymentRecords) Unmarshal(b []byte) (domain.Payment, error) {
 // the record is not ours.
 var loopCodec = platform.StateCodec[loopMessage]{Strict: true}
 
-// loopRecords decodes loop records for platform.Decode, so that one that does not decode (a
-// record from an incompatible version, say) is dead-lettered instead of stopping the group.
-type loopRecords struct{}
-
-func (loopRecords) Unmarshal(b []byte) (loopMessage, error) {
-	v, err := loopCodec.Decode(b)
-	if err != nil {
-		return loopMessage{}, err
-	}
-	m := *v.(*loopMessage)
+// Validate refuses loop records this service did not write (exactly one kind is set in each),
+// so platform.Decode dead-letters them instead of acting on them.
+func (m loopMessage) Validate() error {
 	set := 0
 	for _, present := range []bool{m.Payment != nil, m.Hold != nil, m.Customer != nil} {
 		if present {
@@ -70,8 +63,7 @@ func (loopRecords) Unmarshal(b []byte) (loopMessage, error) {
 		}
 	}
 	if set != 1 {
-		return loopMessage{}, &platform.DecodeError{Kind: platform.ErrInvalidValue, Record: "email loop record",
-			SchemaID: -1, Cause: fmt.Errorf("%d kinds set, want exactly 1", set)}
+		return fmt.Errorf("email loop record: %d of payment, hold, customer set, want exactly one", set)
 	}
-	return m, nil
+	return nil
 }

@@ -84,12 +84,7 @@ func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
 func graph(n platform.Names, codecs *platform.Codecs, now func() time.Time) *goka.GroupGraph {
 	validations := n.Stream(platform.TopicOrderValidations)
 	emit := func(ctx goka.Context, orderID string, result domain.ValidationResult) {
-		ctx.Emit(validations, orderID, domain.OrderValidation{
-			OrderID:          orderID,
-			CheckType:        domain.FraudCheck,
-			ValidationResult: result,
-		})
-		metrics.Verdicts.WithLabelValues(string(domain.FraudCheck), string(result)).Inc()
+		platform.EmitVerdict(ctx, validations, orderID, domain.FraudCheck, result)
 	}
 	return goka.DefineGroup(n.Group(platform.GroupFraud),
 		goka.Input(n.Stream(platform.TopicOrders), new(codec.Bytes), platform.Decode(n, codecs.Order,

@@ -32,7 +32,6 @@ package inventory
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 
 	"github.com/lovoo/goka"
@@ -79,10 +78,8 @@ type processing struct {
 }
 
 func load(ctx goka.Context) *TableValue {
-	if v, ok := ctx.Value().(*TableValue); ok && v != nil {
-		return v
-	}
-	return &TableValue{}
+	v, _ := platform.Value[TableValue](ctx)
+	return v
 }
 
 // store writes the key's value, or deletes the key when nothing is left in it.
@@ -94,13 +91,7 @@ func store(ctx goka.Context, v *TableValue) {
 	ctx.SetValue(v)
 }
 
-func loopback(ctx goka.Context, key string, m LoopMessage) {
-	b, err := loopCodec.Encode(m)
-	if err != nil {
-		ctx.Fail(fmt.Errorf("inventory: encode loopback record for %s: %w", key, err))
-	}
-	ctx.Loopback(key, b)
-}
+func loopback(ctx goka.Context, key string, m LoopMessage) { platform.Loopback(ctx, loopCodec, key, m) }
 
 // order handles a record of `orders`, keyed by order id.
 func (p processing) order(ctx goka.Context, o domain.Order) {
@@ -142,7 +133,7 @@ func (p processing) order(ctx goka.Context, o domain.Order) {
 		// been lost in a crash): ask the product, which answers an order it knows the same way
 		// and judges a resent request it does not know.
 		loopback(ctx, string(o.Product), LoopMessage{Reserve: &ReserveRequest{
-			OrderID: o.ID, Quantity: o.Quantity, EventMs: platform.EventTime(ctx).UnixMilli(), Source: sourceOf(ctx), Resend: resend}})
+			OrderID: o.ID, Quantity: o.Quantity, EventMs: platform.EventTime(ctx).UnixMilli(), Source: platform.SourceOf(ctx), Resend: resend}})
 	case domain.OrderValidated, domain.OrderFailed:
 		switch {
 		case v.Order == nil && v.Finished != nil:
@@ -173,7 +164,7 @@ func finish(ctx goka.Context, v *TableValue, orderID string, final domain.OrderS
 // forget its answer if it was VALIDATED.
 func tell(ctx goka.Context, f *FinishedEntry, orderID string) {
 	if f.Final == domain.OrderFailed {
-		loopback(ctx, string(f.Product), LoopMessage{Release: &ReleaseRequest{OrderID: orderID, Quantity: f.Reserved, Source: sourceOf(ctx)}})
+		loopback(ctx, string(f.Product), LoopMessage{Release: &ReleaseRequest{OrderID: orderID, Quantity: f.Reserved, Source: platform.SourceOf(ctx)}})
 	} else {
 		loopback(ctx, string(f.Product), LoopMessage{Forget: &OrderRef{OrderID: orderID}})
 	}
@@ -225,12 +216,7 @@ func (p processing) loop(ctx goka.Context, m LoopMessage) {
 }
 
 func (p processing) emitVerdict(ctx goka.Context, orderID string, result domain.ValidationResult) {
-	ctx.Emit(p.validations, orderID, domain.OrderValidation{
-		OrderID:          orderID,
-		CheckType:        domain.InventoryCheck,
-		ValidationResult: result,
-	})
-	metrics.Verdicts.WithLabelValues(string(domain.InventoryCheck), string(result)).Inc()
+	platform.EmitVerdict(ctx, p.validations, orderID, domain.InventoryCheck, result)
 }
 
 // stockOf reads the stock row of the product being processed. The join edge is declared with

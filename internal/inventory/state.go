@@ -8,9 +8,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/lovoo/goka"
-
 	"github.com/ordersys/ecosystem/internal/domain"
+	"github.com/ordersys/ecosystem/internal/platform"
 )
 
 // TableValue is the group-table value of one key. A product's key holds its ReservedStock; an
@@ -106,16 +105,7 @@ const AnswerRetention = 24 * time.Hour
 const MaxAnswers = 256
 
 // Source identifies the record that asked for a change, for logs and dead letters.
-type Source struct {
-	Topic     string `json:"topic" cbor:"1,keyasint,omitempty"`
-	Partition int32  `json:"partition" cbor:"2,keyasint,omitempty"`
-	Offset    int64  `json:"offset" cbor:"3,keyasint,omitempty"`
-}
-
-// sourceOf is the record being processed.
-func sourceOf(ctx goka.Context) Source {
-	return Source{Topic: string(ctx.Topic()), Partition: ctx.Partition(), Offset: ctx.Offset()}
-}
+type Source = platform.Source
 
 // Stock is the warehouse's count for a product; Known is false when there is no usable row.
 type Stock struct {

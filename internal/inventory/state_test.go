@@ -56,10 +56,10 @@ func TestReserveReleaseForget(t *testing.T) {
 		}},
 		{"a FAILED order releases once: a redelivered release record and a resent release change nothing", []step{
 			{at: 3, reserve: r(req("a", 2, 0, 1)), stock: stock(2), want: domain.Pass, outcome: Fresh, reserved: 2, inFlight: 1},
-			{at: 4, release: &ReleaseRequest{"a", 2, Source{"orders", 0, 9}}, reserved: 0},
-			{at: 4, release: &ReleaseRequest{"a", 2, Source{"orders", 0, 9}}, reserved: 0},
+			{at: 4, release: &ReleaseRequest{"a", 2, Source{Topic: "orders", Offset: 9}}, reserved: 0},
+			{at: 4, release: &ReleaseRequest{"a", 2, Source{Topic: "orders", Offset: 9}}, reserved: 0},
 			// The FAILED record replayed on an instance whose order entry lagged: same source.
-			{at: 5, release: &ReleaseRequest{"a", 2, Source{"orders", 0, 9}}, reserved: 0},
+			{at: 5, release: &ReleaseRequest{"a", 2, Source{Topic: "orders", Offset: 9}}, reserved: 0},
 			{at: 6, reserve: r(req("b", 2, 0, 10)), stock: stock(2), want: domain.Pass, outcome: Fresh, reserved: 2, inFlight: 1},
 		}},
 		{"a VALIDATED order is forgotten and keeps its units; its redelivered records change nothing", []step{

@@ -88,10 +88,8 @@ func Graph(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
 }
 
 func load(ctx goka.Context) *State {
-	if v, ok := ctx.Value().(*State); ok && v != nil {
-		return v
-	}
-	return &State{}
+	v, _ := platform.Value[State](ctx)
+	return v
 }
 
 // messageID names the message being processed, to recognise its redelivery.
