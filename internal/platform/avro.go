@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
+	"github.com/linkedin/goavro/v2"
 	"github.com/ordersys/ecosystem/internal/domain"
 )
 
@@ -26,6 +28,14 @@ var (
 	ErrCorruptJSON        = errors.New("corrupt JSON body")
 	ErrCorruptCBOR        = errors.New("corrupt CBOR body")
 )
+
+func init() {
+	// No shipped schema has an array or a map, but a foreign writer's may, and goavro decodes
+	// all of a record, the fields the reader skips too. Its default limits (2^31 items and
+	// bytes per block) let a few bytes of input allocate gigabytes.
+	goavro.MaxBlockCount = 1 << 16
+	goavro.MaxBlockSize = 1 << 20
+}
 
 // DecodeError says why bytes could not be decoded into a record: Kind is one of the Err*
 // values above, Cause the underlying error if any.
@@ -140,6 +150,9 @@ func (c *AvroCodec[T]) Unmarshal(b []byte) (T, error) {
 func unwrapKind(err, kind error) error {
 	if err == kind {
 		return nil
+	}
+	if rest, ok := strings.CutPrefix(err.Error(), kind.Error()+": "); ok {
+		return errors.New(rest)
 	}
 	return err
 }

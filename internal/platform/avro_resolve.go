@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 )
 
@@ -19,87 +21,213 @@ import (
 //   - a writer union resolves the branch that was written; a written null where the reader
 //     has no union is an error for that record, as is a branch that does not resolve;
 //   - records and enums match by unqualified name; an enum symbol the reader does not know is
-//     an error for that record (the domain's Valid checks refuse it).
+//     an error for that record (the domain's Valid checks refuse it);
+//   - logical types are read as their underlying types (prepareWriter drops them).
 //
 // A writer schema none of whose possible records can resolve is refused when it is first seen,
 // with the reason; everything else fails only for the records that need what cannot resolve.
+// So are writer schemas whose records could cost unbounded work to decode whatever the reader
+// needs of them: recursive types (goavro recurses once per level, and a deep enough record
+// overflows the stack) and arrays of items that take no bytes (a few bytes of input announce
+// millions of items), and schemas that define a name twice (a reference would be ambiguous).
 
 // resolution converts a writer's native value to the reader's.
 type resolution func(v any) (any, error)
 
-// avroSchemas are parsed schema texts: the writer's named types, to follow references.
-type avroSchemas struct {
-	named map[string]any // full and short name → definition
+// prepareWriter parses a registry's schema text for decoding: logical types are dropped, so
+// that goavro decodes their underlying types (an int, a long, bytes) as the specification
+// says a reader without them does; the text returned is what goavro compiles.
+func prepareWriter(text string) (clean string, parsed any, err error) {
+	if err := json.Unmarshal([]byte(text), &parsed); err != nil {
+		return "", nil, fmt.Errorf("writer schema is not JSON: %w", err)
+	}
+	dropLogicalTypes(parsed)
+	b, err := json.Marshal(parsed)
+	if err != nil {
+		return "", nil, fmt.Errorf("writer schema: %w", err)
+	}
+	return string(b), parsed, nil
 }
 
-// compileResolution parses both schema texts and compiles the resolution of writer to reader.
-func compileResolution(writerText, readerText string) (resolution, error) {
-	var w, r any
-	if err := json.Unmarshal([]byte(writerText), &w); err != nil {
-		return nil, fmt.Errorf("writer schema: %w", err)
+func dropLogicalTypes(t any) {
+	switch t := t.(type) {
+	case []any:
+		for _, e := range t {
+			dropLogicalTypes(e)
+		}
+	case map[string]any:
+		delete(t, "logicalType")
+		for _, e := range t {
+			dropLogicalTypes(e)
+		}
 	}
+}
+
+// avroSchemas are a parsed writer schema's named types, with goavro's naming rules, so that
+// references and union branches are named as goavro names them.
+type avroSchemas struct {
+	named map[string]map[string]any // full name → definition
+	fulls map[uintptr]string        // definition (by identity) → full name
+	err   error                     // the first structural refusal collect found
+}
+
+// compileResolution compiles the resolution of the parsed writer schema to the reader's text.
+func compileResolution(writer any, readerText string) (resolution, error) {
+	var r any
 	if err := json.Unmarshal([]byte(readerText), &r); err != nil {
 		return nil, fmt.Errorf("reader schema: %w", err)
 	}
-	s := avroSchemas{named: map[string]any{}}
-	s.collect(w, "")
-	return s.compile(w, r, "")
+	s := avroSchemas{named: map[string]map[string]any{}, fulls: map[uintptr]string{}}
+	s.collect(writer, "", nil)
+	if s.err != nil {
+		return nil, s.err
+	}
+	return s.compile(writer, r, "", "")
 }
 
-// collect records every named type defined in a schema under its full and short names.
-func (s avroSchemas) collect(t any, namespace string) {
+func identity(m map[string]any) uintptr { return reflect.ValueOf(m).Pointer() }
+
+func (s *avroSchemas) refuse(format string, args ...any) {
+	if s.err == nil {
+		s.err = fmt.Errorf(format, args...)
+	}
+}
+
+// collect records every named type of a writer schema in definition order (a reference binds
+// to a name defined before it, as in goavro and Java) and refuses what decoding could not
+// bound: defining is the chain of records whose fields are being walked.
+func (s *avroSchemas) collect(t any, namespace string, defining []string) {
+	if s.err != nil {
+		return
+	}
 	switch t := t.(type) {
 	case []any:
 		for _, b := range t {
-			s.collect(b, namespace)
+			s.collect(b, namespace, defining)
+		}
+	case string:
+		if primitiveType(t) {
+			return
+		}
+		full := s.resolveRef(t, namespace)
+		switch {
+		case full == "":
+			s.refuse("type %q is not defined before its use", t)
+		case slices.Contains(defining, full):
+			s.refuse("type %s is recursive", full)
 		}
 	case map[string]any:
-		kind, _ := t["type"].(string)
-		switch kind {
-		case "record", "error", "enum", "fixed":
-			full := fullName(t, namespace)
-			t[fullNameKey] = full // namespaces are inherited: remember what this one resolved to
-			s.named[full] = t
-			s.named[shortName(full)] = t
-			if kind == "record" || kind == "error" {
-				fields, _ := t["fields"].([]any)
-				for _, f := range fields {
-					if fm, ok := f.(map[string]any); ok {
-						s.collect(fm["type"], namespaceOf(full))
+		switch kind := t["type"].(type) {
+		case []any, map[string]any:
+			s.collect(kind, namespace, defining)
+		case string:
+			switch kind {
+			case "record", "error", "enum", "fixed":
+				full := goavroFullName(t, namespace)
+				if _, twice := s.named[full]; twice {
+					s.refuse("type %s is defined twice", full)
+					return
+				}
+				s.named[full], s.fulls[identity(t)] = t, full
+				if kind == "record" || kind == "error" {
+					fields, _ := t["fields"].([]any)
+					for _, f := range fields {
+						if fm, ok := f.(map[string]any); ok {
+							s.collect(fm["type"], namespaceOf(full), append(defining, full))
+						}
 					}
 				}
-			}
-		case "array":
-			s.collect(t["items"], namespace)
-		case "map":
-			s.collect(t["values"], namespace)
-		default:
-			if _, nested := t["type"].(string); !nested {
-				s.collect(t["type"], namespace)
+			case "array":
+				if s.zeroWidth(t["items"], namespace, nil) {
+					s.refuse("an array of items that take no bytes")
+					return
+				}
+				s.collect(t["items"], namespace, defining)
+			case "map":
+				s.collect(t["values"], namespace, defining)
 			}
 		}
 	}
 }
 
-// fullNameKey holds, in a parsed writer definition, the full name collect resolved for it; no
-// JSON attribute can collide with it.
-const fullNameKey = "\x00fullName"
-
-func fullName(t map[string]any, namespace string) string {
-	if full, ok := t[fullNameKey].(string); ok {
-		return full
+// zeroWidth says whether values of t encode in no bytes at all (null, a record of such fields,
+// a fixed of size 0).
+func (s *avroSchemas) zeroWidth(t any, namespace string, seen []string) bool {
+	switch t := t.(type) {
+	case string:
+		if t == "null" {
+			return true
+		}
+		if primitiveType(t) {
+			return false
+		}
+		full := s.resolveRef(t, namespace)
+		if full == "" || slices.Contains(seen, full) {
+			return false
+		}
+		return s.zeroWidth(s.named[full], namespaceOf(full), append(seen, full))
+	case map[string]any:
+		switch kind := t["type"].(type) {
+		case string:
+			switch kind {
+			case "record", "error":
+				full := goavroFullName(t, namespace)
+				fields, _ := t["fields"].([]any)
+				for _, f := range fields {
+					fm, _ := f.(map[string]any)
+					if !s.zeroWidth(fm["type"], namespaceOf(full), append(seen, full)) {
+						return false
+					}
+				}
+				return true
+			case "fixed":
+				size, _ := t["size"].(float64)
+				return size == 0
+			default:
+				return kind == "null"
+			}
+		case map[string]any:
+			return s.zeroWidth(kind, namespace, seen)
+		}
 	}
+	return false
+}
+
+func primitiveType(t string) bool {
+	switch t {
+	case "null", "boolean", "int", "long", "float", "double", "bytes", "string":
+		return true
+	}
+	return false
+}
+
+// goavroFullName is the full name goavro gives a named type defined in namespace: a dotted name
+// is full; else its own namespace, where an empty one counts as absent, or the enclosing one.
+func goavroFullName(t map[string]any, namespace string) string {
 	name, _ := t["name"].(string)
 	if strings.Contains(name, ".") {
 		return name
 	}
-	if ns, ok := t["namespace"].(string); ok {
+	if ns, _ := t["namespace"].(string); ns != "" {
 		namespace = ns
 	}
 	if namespace == "" {
 		return name
 	}
 	return namespace + "." + name
+}
+
+// resolveRef is the full name a reference stands for in namespace, "" when none is defined.
+func (s *avroSchemas) resolveRef(name, namespace string) string {
+	if !strings.Contains(name, ".") && namespace != "" {
+		if _, ok := s.named[namespace+"."+name]; ok {
+			return namespace + "." + name
+		}
+	}
+	if _, ok := s.named[name]; ok {
+		return name
+	}
+	return ""
 }
 
 func shortName(full string) string { return full[strings.LastIndexByte(full, '.')+1:] }
@@ -111,35 +239,53 @@ func namespaceOf(full string) string {
 	return ""
 }
 
-// typeOf names a schema's type: a primitive, "record", "enum", "union", …; a reference to a
-// named type is followed (writer side only: the reader's schemas define every type inline).
-func (s avroSchemas) typeOf(t any) (string, map[string]any) {
+// writerType names a writer schema node's type: a primitive, "record", "enum", "union", …,
+// with the definition of a named type (references followed) or the branches of a union.
+func (s *avroSchemas) writerType(t any, namespace string) (kind string, def map[string]any, branches []any) {
 	switch t := t.(type) {
 	case []any:
-		return "union", nil
+		return "union", nil, t
 	case string:
-		switch t {
-		case "null", "boolean", "int", "long", "float", "double", "bytes", "string":
-			return t, nil
+		if primitiveType(t) {
+			return t, nil, nil
 		}
-		if def, ok := s.named[t].(map[string]any); ok {
+		if def := s.named[s.resolveRef(t, namespace)]; def != nil {
 			kind, _ := def["type"].(string)
-			return kind, def
+			return kind, def, nil
 		}
-		return "unknown " + t, nil
 	case map[string]any:
 		switch kind := t["type"].(type) {
 		case string:
 			switch kind {
 			case "record", "error", "enum", "fixed", "array", "map":
+				return kind, t, nil
+			}
+			return s.writerType(kind, namespace) // a primitive in object form
+		case []any, map[string]any:
+			return s.writerType(kind, namespace)
+		}
+	}
+	return "unknown", nil, nil
+}
+
+// readerType names a shipped schema node's type; they define every type inline.
+func readerType(t any) (kind string, def map[string]any) {
+	switch t := t.(type) {
+	case string:
+		return t, nil
+	case map[string]any:
+		switch kind := t["type"].(type) {
+		case string:
+			switch kind {
+			case "record", "enum":
 				return kind, t
 			}
-			// A primitive in object form, e.g. {"type": "int", "logicalType": "date"}: goavro
-			// decodes some logical types to other Go types, which then fail as the wrong type.
-			return s.typeOf(kind)
-		default:
-			return s.typeOf(kind)
+			return kind, nil
+		case map[string]any:
+			return readerType(kind)
 		}
+	case []any:
+		return "union", nil
 	}
 	return "unknown", nil
 }
@@ -156,24 +302,24 @@ var promotions = map[string][]string{
 	"null":    {"null"},
 }
 
-func (s avroSchemas) compile(w, r any, path string) (resolution, error) {
-	wt, wdef := s.typeOf(w)
-	rt, rdef := s.typeOf(r)
+// compile resolves writer node w, in namespace wns, to reader node r at path.
+func (s *avroSchemas) compile(w, r any, path, wns string) (resolution, error) {
+	wt, wdef, branches := s.writerType(w, wns)
+	rt, rdef := readerType(r)
 	if rt == "union" {
 		return nil, fmt.Errorf("%s: reader unions are not used by this project's schemas", where(path))
 	}
 	if wt == "union" {
-		return s.compileUnion(w.([]any), r, rt, path)
+		return s.compileUnion(branches, r, rt, path, wns)
 	}
 	switch rt {
-	case "record":
-		if wt != "record" || shortName(fullName(wdef, "")) != shortName(fullName(rdef, "")) {
-			return nil, fmt.Errorf("%s: writer %s does not resolve to reader record %s", where(path), describe(wt, wdef), fullName(rdef, ""))
+	case "record", "enum":
+		rname := shortName(goavroFullName(rdef, ""))
+		if wt != rt || shortName(s.fullOf(wdef, wns)) != rname {
+			return nil, fmt.Errorf("%s: writer %s does not resolve to reader %s %s", where(path), s.describe(wt, wdef, wns), rt, rname)
 		}
-		return s.compileRecord(wdef, rdef, path)
-	case "enum":
-		if wt != "enum" || shortName(fullName(wdef, "")) != shortName(fullName(rdef, "")) {
-			return nil, fmt.Errorf("%s: writer %s does not resolve to reader enum %s", where(path), describe(wt, wdef), fullName(rdef, ""))
+		if rt == "record" {
+			return s.compileRecord(wdef, rdef, path, namespaceOf(s.fullOf(wdef, wns)))
 		}
 		return func(v any) (any, error) {
 			if _, ok := v.(string); !ok {
@@ -186,20 +332,27 @@ func (s avroSchemas) compile(w, r any, path string) (resolution, error) {
 	if !primitive {
 		return nil, fmt.Errorf("%s: reader type %s is not used by this project's schemas", where(path), rt)
 	}
-	ok := false
-	for _, a := range allowed {
-		ok = ok || a == wt
-	}
-	if !ok {
-		return nil, fmt.Errorf("%s: writer %s does not resolve to reader %s", where(path), describe(wt, wdef), rt)
+	if !slices.Contains(allowed, wt) {
+		return nil, fmt.Errorf("%s: writer %s does not resolve to reader %s", where(path), s.describe(wt, wdef, wns), rt)
 	}
 	return promote(wt, rt, path), nil
 }
 
-func describe(kind string, def map[string]any) string {
+// fullOf is the full name collect gave a writer definition.
+func (s *avroSchemas) fullOf(def map[string]any, namespace string) string {
+	if def == nil {
+		return ""
+	}
+	if full, ok := s.fulls[identity(def)]; ok {
+		return full
+	}
+	return goavroFullName(def, namespace)
+}
+
+func (s *avroSchemas) describe(kind string, def map[string]any, namespace string) string {
 	if def != nil {
 		if _, named := def["name"]; named {
-			return kind + " " + fullName(def, "")
+			return kind + " " + s.fullOf(def, namespace)
 		}
 	}
 	return kind
@@ -216,7 +369,6 @@ func where(path string) string {
 // string, []byte, bool) to the reader's.
 func promote(wt, rt, path string) resolution {
 	return func(v any) (any, error) {
-		bad := func() (any, error) { return nil, fmt.Errorf("%s: got %T for a writer %s", where(path), v, wt) }
 		switch rt {
 		case "long":
 			switch n := v.(type) {
@@ -272,36 +424,43 @@ func promote(wt, rt, path string) resolution {
 				return nil, nil
 			}
 		}
-		return bad()
+		return nil, fmt.Errorf("%s: got %T for a writer %s", where(path), v, wt)
 	}
 }
 
+// maxBranchErrors bounds how many refused branches an error names.
+const maxBranchErrors = 3
+
 // compileUnion resolves each branch of a writer union on its own; goavro gives a union's value
 // as nil (null) or a map from the written branch's type name to its value.
-func (s avroSchemas) compileUnion(branches []any, r any, rt, path string) (resolution, error) {
+func (s *avroSchemas) compileUnion(branches []any, r any, rt, path, wns string) (resolution, error) {
 	byName := map[string]resolution{}
 	refused := map[string]error{}
 	var errs []error
 	for _, b := range branches {
-		bt, bdef := s.typeOf(b)
-		name := bt
-		if bdef != nil {
-			if _, named := bdef["name"]; named {
-				name = fullName(bdef, "")
-			}
-		}
+		bt, bdef, _ := s.writerType(b, wns)
 		if bt == "null" {
 			continue
 		}
-		res, err := s.compile(b, r, path)
+		name := bt
+		if bdef != nil {
+			if _, named := bdef["name"]; named {
+				name = s.fullOf(bdef, wns)
+			}
+		}
+		res, err := s.compile(b, r, path, wns)
 		if err != nil {
-			refused[name], errs = err, append(errs, err)
+			refused[name] = err
+			if len(errs) < maxBranchErrors {
+				errs = append(errs, err)
+			}
 			continue
 		}
 		byName[name] = res
 	}
 	if len(byName) == 0 {
-		return nil, fmt.Errorf("%s: no branch of the writer's union resolves to reader %s: %w", where(path), rt, errors.Join(errs...))
+		return nil, fmt.Errorf("%s: no branch of the writer's union resolves to reader %s (%d refused): %w",
+			where(path), rt, len(refused), errors.Join(errs...))
 	}
 	return func(v any) (any, error) {
 		if v == nil {
@@ -318,7 +477,7 @@ func (s avroSchemas) compileUnion(branches []any, r any, rt, path string) (resol
 			if err, ok := refused[name]; ok {
 				return nil, err
 			}
-			return nil, fmt.Errorf("%s: union branch %s is not in the writer's schema", where(path), name)
+			return nil, fmt.Errorf("%s: written union branch %s is not one the schema names", where(path), name)
 		}
 		return nil, nil // unreachable: len(m) == 1
 	}, nil
@@ -330,12 +489,16 @@ type fieldResolution struct {
 	def     any
 }
 
-func (s avroSchemas) compileRecord(wdef, rdef map[string]any, path string) (resolution, error) {
+// compileRecord resolves writer record wdef, whose fields are in namespace wns, to rdef.
+func (s *avroSchemas) compileRecord(wdef, rdef map[string]any, path, wns string) (resolution, error) {
 	writerFields := map[string]any{}
 	wf, _ := wdef["fields"].([]any)
 	for _, f := range wf {
 		if fm, ok := f.(map[string]any); ok {
 			if name, ok := fm["name"].(string); ok {
+				if _, twice := writerFields[name]; twice {
+					return nil, fmt.Errorf("%s: the writer names field %s twice", where(path), name)
+				}
 				writerFields[name] = fm["type"]
 			}
 		}
@@ -350,7 +513,7 @@ func (s avroSchemas) compileRecord(wdef, rdef map[string]any, path string) (reso
 			sub = path + "." + name
 		}
 		if wtype, ok := writerFields[name]; ok {
-			res, err := s.compile(wtype, fm["type"], sub)
+			res, err := s.compile(wtype, fm["type"], sub, wns)
 			if err != nil {
 				return nil, err
 			}
@@ -394,10 +557,7 @@ func (s avroSchemas) compileRecord(wdef, rdef map[string]any, path string) (reso
 
 // defaultNative turns a reader field's JSON default into goavro's native form of its type.
 func defaultNative(def, t any, path string) (any, error) {
-	kind, _ := t.(string)
-	if m, ok := t.(map[string]any); ok {
-		kind, _ = m["type"].(string)
-	}
+	kind, _ := readerType(t)
 	switch v := def.(type) {
 	case string:
 		if kind == "string" || kind == "enum" {

@@ -106,7 +106,7 @@ func TestRegistrySubjectsFollowTheTopicPrefix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"io.confluent.examples.streams.avro.microservices.OrderValue": true}
+	want := map[string]bool{"team-a.io.confluent.examples.streams.avro.microservices.OrderValue": true}
 	for _, topic := range platform.PublicTopics() {
 		if topic.Record != "" {
 			want["team-a."+topic.Name+"-value"] = true

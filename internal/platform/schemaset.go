@@ -72,6 +72,9 @@ type writerSchema struct {
 	resolve resolution
 	// unresolvable says why records of this schema cannot be read at all.
 	unresolvable error
+	// failure says why the registry's schema could not be used at all (kind
+	// ErrUnknownSchemaID); the rest is zero then.
+	failure error
 }
 
 // SchemaSet resolves schema ids: which id to write for each record, and which schema a read id
@@ -166,7 +169,7 @@ func SubjectsFor(names Names, record string) []string {
 		}
 	}
 	if len(subjects) == 0 {
-		subjects = append(subjects, avroNamespace+"."+record)
+		subjects = append(subjects, names.Prefix+avroNamespace+"."+record)
 	}
 	return subjects
 }
@@ -181,6 +184,9 @@ func (s *SchemaSet) writer(id int) (writerSchema, error) {
 	known404 := s.missing[id]
 	s.mu.RUnlock()
 	if ok {
+		if w.failure != nil {
+			return writerSchema{}, w.failure
+		}
 		return w, nil
 	}
 	if s.lookup == nil || known404 {
@@ -192,27 +198,67 @@ func (s *SchemaSet) writer(id int) (writerSchema, error) {
 		var re *sr.ResponseError
 		if errors.As(err, &re) && re.StatusCode == 404 {
 			s.mu.Lock()
+			if len(s.missing) >= maxForeignSchemas {
+				clear(s.missing)
+			}
 			s.missing[id] = true
 			s.mu.Unlock()
 			return writerSchema{}, ErrUnknownSchemaID
 		}
 		return writerSchema{}, fmt.Errorf("%w: registry lookup: %v", ErrUnknownSchemaID, err)
 	}
-	codec, err := goavro.NewCodec(text)
-	if err != nil {
-		return writerSchema{}, fmt.Errorf("%w: registry schema does not parse: %v", ErrUnknownSchemaID, err)
-	}
-	name := codec.CanonicalSchema()
-	record := recordNameOf(name)
-	w = writerSchema{record: record, codec: codec}
-	if own, ok := s.own[record]; ok && own.CanonicalSchema() != name {
-		readerText, _ := SchemaText(record)
-		w.resolve, w.unresolvable = compileResolution(text, readerText)
-	}
+	w = s.foreignWriter(text)
 	s.mu.Lock()
+	if len(s.byID) >= len(s.own)+maxForeignSchemas {
+		s.forgetOneForeign()
+	}
 	s.byID[id] = w
 	s.mu.Unlock()
+	if w.failure != nil {
+		return writerSchema{}, w.failure
+	}
 	return w, nil
+}
+
+// maxForeignSchemas bounds the writer schemas fetched from the registry that are kept; a
+// producer registering schema after schema cannot grow the cache past it (one is forgotten and
+// fetched again if it is seen again).
+const maxForeignSchemas = 4096
+
+// forgetOneForeign drops one cached writer schema that is not one of this binary's own.
+func (s *SchemaSet) forgetOneForeign() {
+	for id, w := range s.byID {
+		if w.codec != s.own[w.record] {
+			delete(s.byID, id)
+			return
+		}
+	}
+}
+
+// foreignWriter builds the writer schema of a registry's schema text. Whatever goes wrong is
+// kept as the schema's failure, so that a schema that cannot be read is fetched and parsed
+// once, not once per record; a panic of the Avro library on a hostile schema is one of them.
+func (s *SchemaSet) foreignWriter(text string) (w writerSchema) {
+	defer func() {
+		if r := recover(); r != nil {
+			w = writerSchema{failure: fmt.Errorf("%w: registry schema refused by the Avro library: %v", ErrUnknownSchemaID, r)}
+		}
+	}()
+	clean, parsed, err := prepareWriter(text)
+	if err != nil {
+		return writerSchema{failure: fmt.Errorf("%w: registry schema does not parse: %v", ErrUnknownSchemaID, err)}
+	}
+	codec, err := goavro.NewCodec(clean)
+	if err != nil {
+		return writerSchema{failure: fmt.Errorf("%w: registry schema does not parse: %v", ErrUnknownSchemaID, err)}
+	}
+	name := codec.CanonicalSchema()
+	w = writerSchema{record: recordNameOf(name), codec: codec}
+	if own, ok := s.own[w.record]; ok && own.CanonicalSchema() != name {
+		readerText, _ := SchemaText(w.record)
+		w.resolve, w.unresolvable = compileResolution(parsed, readerText)
+	}
+	return w
 }
 
 // recordNameOf extracts the short record name from a canonical schema text.
