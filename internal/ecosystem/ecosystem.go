@@ -213,23 +213,18 @@ func New(ctx context.Context, cfg Config) (_ *Ecosystem, err error) {
 		return nil, fmt.Errorf("ecosystem: %w", err)
 	}
 
-	dcfg := details.DefaultConfig()
-	dcfg.Kafka, dcfg.AdminAddr = withState("details"), ""
-	d, err := details.New(ctx, dcfg)
-	if err != nil {
-		return nil, fmt.Errorf("ecosystem: %w", err)
-	}
-	fcfg := fraud.DefaultConfig()
-	fcfg.Kafka, fcfg.AdminAddr = withState("fraud"), ""
-	f, err := fraud.New(ctx, fcfg)
-	if err != nil {
-		return nil, fmt.Errorf("ecosystem: %w", err)
-	}
-	icfg := inventory.DefaultConfig()
-	icfg.Kafka, icfg.AdminAddr = withState("inventory"), ""
-	inv, err := inventory.New(ctx, icfg)
-	if err != nil {
-		return nil, fmt.Errorf("ecosystem: %w", err)
+	// The validators, each with its state apart and no admin port of its own: /readyz of the
+	// REST API answers for them.
+	validators := []struct {
+		name string
+		new  func(context.Context, service.ProcessorConfig) (*service.ProcessorService, error)
+	}{{"details", details.New}, {"fraud", fraud.New}, {"inventory", inventory.New}}
+	for _, v := range validators {
+		svc, err := v.new(ctx, service.ProcessorConfig{Kafka: withState(v.name)})
+		if err != nil {
+			return nil, fmt.Errorf("ecosystem: %w", err)
+		}
+		e.parts = append(e.parts, part{v.name, svc.Run, svc.Health})
 	}
 	ecfg := email.DefaultConfig()
 	ecfg.Kafka, ecfg.AdminAddr = withState("email"), ""
@@ -241,12 +236,7 @@ func New(ctx context.Context, cfg Config) (_ *Ecosystem, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("ecosystem: %w", err)
 	}
-	e.parts = []part{
-		{"details", d.Run, d.Health},
-		{"fraud", f.Run, f.Health},
-		{"inventory", inv.Run, inv.Health},
-		{"email", em.Run, em.Health},
-	}
+	e.parts = append(e.parts, part{"email", em.Run, em.Health})
 	// /readyz of the REST API answers for the whole ecosystem.
 	for _, p := range e.parts {
 		e.orders.Health.Add(p.name, p.health.Ready)

@@ -170,12 +170,10 @@ type options struct {
 // WithEmailer sends emails through e instead of the configured emailer (tests, embedding).
 func WithEmailer(e Emailer) Option { return func(o *options) { o.emailer = e } }
 
-// Service is a running Email service.
+// Service is a running Email service: the processor, its sweeper and /counters.
 type Service struct {
-	cfg      Config
-	proc     *service.Supervised
+	*service.ProcessorService
 	Counters *Counters
-	Health   *service.Health
 }
 
 // New builds the service: codecs (registering schemas when a registry is configured), the
@@ -185,54 +183,30 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	codecs, err := platform.CodecsFor(ctx, cfg.Kafka)
-	if err != nil {
-		return nil, fmt.Errorf("email: %w", err)
-	}
 	emailer := o.emailer
 	if emailer == nil {
+		var err error
 		if emailer, err = cfg.newEmailer(); err != nil {
 			return nil, fmt.Errorf("email: %w", err)
 		}
 	}
 	counters := &Counters{}
-	graph := Graph(cfg.Kafka.Names(), codecs, Processing{Emailer: emailer, Retention: cfg.Retention, Counters: counters})
-	g := platform.NewGoka(cfg.Kafka)
-	proc, err := service.NewSupervised(string(graph.Group()), func() (*goka.Processor, error) { return g.NewProcessor(graph) })
-	if err != nil {
-		return nil, fmt.Errorf("email: %w", err)
+	graph := func(n platform.Names, codecs *platform.Codecs) *goka.GroupGraph {
+		return Graph(n, codecs, Processing{Emailer: emailer, Retention: cfg.Retention, Counters: counters})
 	}
-	health := service.NewHealth()
-	health.AddSupervised(proc)
-	return &Service{cfg: cfg, proc: proc, Counters: counters, Health: health}, nil
-}
-
-// Run processes orders, sweeps expired state and serves health and counters until ctx ends or
-// the processor fails.
-func (s *Service) Run(ctx context.Context) error {
-	ln, err := service.Listen(s.cfg.AdminAddr)
+	svc, err := service.NewProcessorService(ctx, "email", service.ProcessorConfig{Kafka: cfg.Kafka, AdminAddr: cfg.AdminAddr}, graph,
+		service.WithRoute("/counters", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(counters.Snapshot())
+		})),
+		service.WithSweeps("email state", cfg.SweepInterval, SweepAt),
+		service.WithPart("counter metrics", func(ctx context.Context) error {
+			defer metrics.TrackEmailCounters(counters.Snapshot)()
+			<-ctx.Done()
+			return nil
+		}))
 	if err != nil {
-		return fmt.Errorf("email: %w", err)
+		return nil, err
 	}
-	mux := http.NewServeMux()
-	s.Health.Register(mux)
-	mux.HandleFunc("/counters", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(s.Counters.Snapshot())
-	})
-	defer metrics.TrackEmailCounters(s.Counters.Snapshot)()
-	g, gctx := service.NewGroup(ctx)
-	// The processor stops only once the sweeper has returned (see service.RunSweeps).
-	procCtx, stopProc := context.WithCancel(context.WithoutCancel(gctx))
-	defer stopProc()
-	g.Go("processor", func(context.Context) error { return s.proc.Run(procCtx) })
-	g.Go("admin http", func(ctx context.Context) error { return service.Serve(ctx, ln, mux) })
-	g.Go("sweeper", func(ctx context.Context) error {
-		defer stopProc()
-		service.RunSweeps(ctx, s.proc, "email state", s.cfg.SweepInterval, SweepAt)
-		return nil
-	})
-	<-gctx.Done()
-	s.Health.SetStopping()
-	return g.Wait()
+	return &Service{ProcessorService: svc, Counters: counters}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -44,19 +45,59 @@ func (c ProcessorConfig) LogValue() slog.Value {
 	return slog.GroupValue(slog.Any("kafka", c.Kafka), slog.String("admin_addr", c.AdminAddr))
 }
 
-// ProcessorService runs one goka processor and serves its health and metrics.
+// ProcessorService runs one goka processor and serves its health and metrics, with what a
+// service adds through ProcessorOptions: admin routes, a sweeper of its state, parts of its own.
 type ProcessorService struct {
 	name      string
 	adminAddr string
 	proc      *Supervised
+	routes    []route
+	sweep     *sweep
+	parts     []part
 	// Health is ready once the processor has recovered; it fails from the start of shutdown.
 	Health *Health
+}
+
+type route struct {
+	pattern string
+	handler http.Handler
+}
+
+type sweep struct {
+	what  string
+	every time.Duration
+	fn    SweepFunc
+}
+
+type part struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// ProcessorOption adds to what a ProcessorService runs.
+type ProcessorOption func(*ProcessorService)
+
+// WithRoute serves h at pattern on the admin address, beside /livez, /readyz and /metrics.
+func WithRoute(pattern string, h http.Handler) ProcessorOption {
+	return func(s *ProcessorService) { s.routes = append(s.routes, route{pattern, h}) }
+}
+
+// WithSweeps sweeps the processor's state with fn every interval (RunSweeps); the processor
+// stops only once the sweeper has returned.
+func WithSweeps(what string, every time.Duration, fn SweepFunc) ProcessorOption {
+	return func(s *ProcessorService) { s.sweep = &sweep{what, every, fn} }
+}
+
+// WithPart runs run beside the processor, under the service's context: it ends with the
+// service, and its failure ends the service.
+func WithPart(name string, run func(ctx context.Context) error) ProcessorOption {
+	return func(s *ProcessorService) { s.parts = append(s.parts, part{name, run}) }
 }
 
 // NewProcessorService builds the codecs (registering schemas when a registry is configured)
 // and the processor of graph. Topics must have been provisioned.
 func NewProcessorService(ctx context.Context, name string, cfg ProcessorConfig,
-	graph func(platform.Names, *platform.Codecs) *goka.GroupGraph) (*ProcessorService, error) {
+	graph func(platform.Names, *platform.Codecs) *goka.GroupGraph, opts ...ProcessorOption) (*ProcessorService, error) {
 	codecs, err := platform.CodecsFor(ctx, cfg.Kafka)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -68,7 +109,11 @@ func NewProcessorService(ctx context.Context, name string, cfg ProcessorConfig,
 	}
 	health := NewHealth()
 	health.AddSupervised(proc)
-	return &ProcessorService{name: name, adminAddr: cfg.AdminAddr, proc: proc, Health: health}, nil
+	s := &ProcessorService{name: name, adminAddr: cfg.AdminAddr, proc: proc, Health: health}
+	for _, opt := range opts {
+		opt(s)
+	}
+	return s, nil
 }
 
 // SweepFunc visits the state of every partition a processor owns as of now (goka has no
@@ -115,15 +160,35 @@ func RunSweeps(ctx context.Context, sup *Supervised, what string, every time.Dur
 	}
 }
 
-// Run processes records and serves the admin port until ctx ends or the processor fails.
+// Run processes records and serves the admin port until ctx ends or a part fails.
 func (s *ProcessorService) Run(ctx context.Context) error {
 	ln, err := Listen(s.adminAddr)
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.name, err)
 	}
+	mux := http.NewServeMux()
+	s.Health.Register(mux)
+	for _, r := range s.routes {
+		mux.Handle(r.pattern, r.handler)
+	}
 	g, gctx := NewGroup(ctx)
-	g.Go("processor", s.proc.Run)
-	g.Go("admin http", func(ctx context.Context) error { return Serve(ctx, ln, s.Health.Handler()) })
+	// The processor stops once the service does, but after the sweeper (see RunSweeps).
+	procCtx, stopProc := context.WithCancel(context.WithoutCancel(gctx))
+	defer stopProc()
+	g.Go("processor", func(context.Context) error { return s.proc.Run(procCtx) })
+	g.Go("admin http", func(ctx context.Context) error { return Serve(ctx, ln, mux) })
+	if s.sweep != nil {
+		g.Go("sweeper", func(ctx context.Context) error {
+			defer stopProc()
+			RunSweeps(ctx, s.proc, s.sweep.what, s.sweep.every, s.sweep.fn)
+			return nil
+		})
+	} else {
+		defer context.AfterFunc(gctx, stopProc)()
+	}
+	for _, p := range s.parts {
+		g.Go(p.name, p.run)
+	}
 	<-gctx.Done()
 	s.Health.SetStopping()
 	if err := g.Wait(); err != nil {

@@ -1,0 +1,80 @@
+package service_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lovoo/goka"
+
+	"github.com/ordersys/ecosystem/internal/details"
+	"github.com/ordersys/ecosystem/internal/platform/kafkatest"
+	"github.com/ordersys/ecosystem/internal/service"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// A processor service on the test broker with an extra admin route, a sweeper and a part of
+// its own: the route is served beside /readyz, the sweeper visits the recovered processor, the
+// part runs until the service stops, and Run returns nil once its context ends.
+func TestProcessorServiceWithRouteSweepsAndPart(t *testing.T) {
+	env := kafkatest.New(t, kafkatest.Options{})
+	addr := freeAddr(t)
+	var sweeps, partRan, partStopped atomic.Int32
+	svc, err := service.NewProcessorService(context.Background(), "details",
+		service.ProcessorConfig{Kafka: env.Config, AdminAddr: addr}, details.Graph,
+		service.WithRoute("/extra", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "extra") })),
+		service.WithSweeps("test", 20*time.Millisecond, func(_ context.Context, p *goka.Processor, _ time.Time) (int64, error) {
+			if !p.Recovered() {
+				t.Error("swept a processor that had not recovered")
+			}
+			sweeps.Add(1)
+			return 0, nil
+		}),
+		service.WithPart("part", func(ctx context.Context) error {
+			partRan.Add(1)
+			<-ctx.Done()
+			partStopped.Add(1)
+			return nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	waitCtx, waitCancel := context.WithTimeout(ctx, time.Minute)
+	defer waitCancel()
+	if err := service.WaitReady(waitCtx, svc.Health.Ready); err != nil {
+		t.Fatalf("not ready: %v", svc.Health.Ready())
+	}
+	resp, err := http.Get("http://" + addr + "/extra")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "extra" {
+		t.Fatalf("/extra: %d %q", resp.StatusCode, body)
+	}
+	kafkatest.Eventually(t, 10*time.Second, "a sweep", func() bool { return sweeps.Load() > 0 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if partRan.Load() != 1 || partStopped.Load() != 1 {
+		t.Fatalf("part ran %d times, stopped %d", partRan.Load(), partStopped.Load())
+	}
+}
