@@ -3,7 +3,6 @@ package service_test
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -16,22 +15,12 @@ import (
 	"github.com/ordersys/ecosystem/internal/service"
 )
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // A processor service on the test broker with an extra admin route, a sweeper and a part of
 // its own: the route is served beside /readyz, the sweeper visits the recovered processor, the
 // part runs until the service stops, and Run returns nil once its context ends.
 func TestProcessorServiceWithRouteSweepsAndPart(t *testing.T) {
 	env := kafkatest.New(t, kafkatest.Options{})
-	addr := freeAddr(t)
+	addr := kafkatest.FreeAddr(t)
 	var sweeps, partRan, partStopped atomic.Int32
 	svc, err := service.NewProcessorService(context.Background(), "details",
 		service.ProcessorConfig{Kafka: env.Config, AdminAddr: addr}, details.Graph,
