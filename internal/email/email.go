@@ -199,14 +199,16 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
 			w.Header().Set("Content-Type", "application/json")
 			_ = json.NewEncoder(w).Encode(counters.Snapshot())
 		})),
-		service.WithSweeps("email state", cfg.SweepInterval, SweepAt),
-		service.WithPart("counter metrics", func(ctx context.Context) error {
-			defer metrics.TrackEmailCounters(counters.Snapshot)()
-			<-ctx.Done()
-			return nil
-		}))
+		service.WithSweeps("email state", cfg.SweepInterval, SweepAt))
 	if err != nil {
 		return nil, err
 	}
 	return &Service{ProcessorService: svc, Counters: counters}, nil
+}
+
+// Run processes orders, sweeps expired state and serves health and /counters until ctx ends or
+// the processor fails; the counters are on /metrics for as long as it runs, shutdown included.
+func (s *Service) Run(ctx context.Context) error {
+	defer metrics.TrackEmailCounters(s.Counters.Snapshot)()
+	return s.ProcessorService.Run(ctx)
 }

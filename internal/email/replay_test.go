@@ -2,6 +2,7 @@ package email
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -114,5 +115,34 @@ func TestReplayedRecordRepairsItsOutputOnly(t *testing.T) {
 		if emailer.sent != s.wantSent {
 			t.Fatalf("%s: %d emails sent, want %d", s.name, emailer.sent, s.wantSent)
 		}
+	}
+}
+
+// A loop record must carry exactly one kind of message, or it was not written by this service
+// and is refused (dead-lettered by platform.Decode), whichever encoding it comes in.
+func TestLoopRecordsWithOtherThanOneKindAreRefused(t *testing.T) {
+	payment := &loopPayment{Payment: domain.Payment{ID: "p", OrderID: "o"}}
+	hold := &holdRequest{OrderID: "o", CustomerID: 1}
+	cases := []struct {
+		name string
+		m    loopMessage
+		ok   bool
+	}{
+		{"payment", loopMessage{Payment: payment}, true},
+		{"hold", loopMessage{Hold: hold}, true},
+		{"none", loopMessage{}, false},
+		{"two", loopMessage{Payment: payment, Hold: hold}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b, err := loopCodec.Encode(c.m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = loopCodec.Unmarshal(b)
+			if c.ok != (err == nil) || (!c.ok && !errors.Is(err, platform.ErrInvalidValue)) {
+				t.Fatalf("Unmarshal: %v, want ok=%v", err, c.ok)
+			}
+		})
 	}
 }

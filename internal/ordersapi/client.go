@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ordersys/ecosystem/internal/domain"
@@ -72,9 +73,11 @@ func (c Client) Post(ctx context.Context, o domain.Order) error {
 	return nil
 }
 
-// Get reads order id, long-polling up to timeout for it to appear.
+// Get reads order id, long-polling up to timeout for it to appear. The order is returned as the
+// service answered it, for the caller to compare with what it posted (an answer under another
+// id is the caller's to report).
 func (c Client) Get(ctx context.Context, id string, timeout time.Duration) (domain.Order, error) {
-	o, err := c.order(ctx, c.orderURL(id, "", timeout), id)
+	o, err := c.order(ctx, c.orderURL(id, "", timeout), "")
 	if err != nil {
 		return o, fmt.Errorf("read order %s: %w", id, err)
 	}
@@ -108,6 +111,7 @@ func (c Client) orderURL(id, suffix string, timeout time.Duration) string {
 	return c.Base + "/v1/orders/" + url.PathEscape(id) + suffix + "?timeout=" + strconv.FormatInt(timeout.Milliseconds(), 10)
 }
 
+// order GETs u and decodes the order; id, when not empty, is the id the answer must carry.
 func (c Client) order(ctx context.Context, u, id string) (domain.Order, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -121,7 +125,7 @@ func (c Client) order(ctx context.Context, u, id string) (domain.Order, error) {
 	if err := json.Unmarshal(body, &o); err != nil {
 		return domain.Order{}, fmt.Errorf("decode body: %w", err)
 	}
-	if o.ID != id {
+	if id != "" && o.ID != id {
 		return o, fmt.Errorf("the answer is order %q", o.ID)
 	}
 	return o, nil
@@ -143,7 +147,7 @@ func (c Client) do(req *http.Request, want int, limit int64) ([]byte, error) {
 		if len(text) > 512 {
 			text = text[:512]
 		}
-		return nil, &StatusError{Status: resp.StatusCode, Body: string(text)}
+		return nil, &StatusError{Status: resp.StatusCode, Body: strings.ToValidUTF8(string(text), "\uFFFD")}
 	}
 	return body, nil
 }

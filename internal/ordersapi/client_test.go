@@ -3,6 +3,8 @@ package ordersapi_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -56,5 +58,21 @@ func TestClientAgainstTheOrdersService(t *testing.T) {
 		if !errors.As(tc.err, &se) || ordersapi.Status(tc.err) != tc.status || se.Body == "" {
 			t.Errorf("%s: %v (status %d), want %d with a problem body", tc.name, tc.err, ordersapi.Status(tc.err), tc.status)
 		}
+	}
+}
+
+// Get hands back an answer under another id for the caller to report (the sample-data tool
+// counts it as a mismatch); AwaitDecided, whose callers only want a state, refuses it.
+func TestAnswersUnderAnotherID(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte(`{"id":"someone-else","customerId":1,"state":"VALIDATED","product":"JUMPERS","quantity":1,"price":1}`))
+	}))
+	defer srv.Close()
+	c := ordersapi.New(srv.URL, nil)
+	if got, err := c.Get(context.Background(), "mine", time.Second); err != nil || got.ID != "someone-else" {
+		t.Fatalf("Get: %+v, %v", got, err)
+	}
+	if _, err := c.AwaitDecided(context.Background(), "mine", time.Second); err == nil {
+		t.Fatal("AwaitDecided accepted another order")
 	}
 }
