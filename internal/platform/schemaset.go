@@ -228,7 +228,7 @@ const maxForeignSchemas = 4096
 // forgetOneForeign drops one cached writer schema that is not one of this binary's own.
 func (s *SchemaSet) forgetOneForeign() {
 	for id, w := range s.byID {
-		if w.codec != s.own[w.record] {
+		if w.failure != nil || w.codec != s.own[w.record] {
 			delete(s.byID, id)
 			return
 		}
