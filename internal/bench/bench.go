@@ -84,6 +84,28 @@ type services struct {
 	url   string
 	kafka platform.Config // its broker and namespace, for the benchmark's own clients
 	proc  *servicesProcess
+	// payer writes the customers and every order's payment (set by prepare): without them
+	// the Email service would only park orders waiting for customers, never join, enrich or
+	// send, and the figures would leave out a service users run.
+	payer    *kgo.Client
+	codecs   *platform.Codecs
+	payments string // the namespaced payments topic
+}
+
+// pay writes o's payment without waiting: the order's verdict does not depend on it, but the
+// Email service's work does, and it counts in the step's CPU, records and bytes. Errors are
+// counted as request errors.
+func (r *runner) pay(ctx context.Context, svc *services, o domain.Order) {
+	rec, err := sampledata.PaymentRecord(svc.payments, svc.codecs, o)
+	if err != nil {
+		r.noteError(err)
+		return
+	}
+	svc.payer.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+		if err != nil {
+			r.noteError(fmt.Errorf("pay order %s: %w", o.ID, err))
+		}
+	})
 }
 
 func (s *services) pprof() string {
@@ -132,7 +154,7 @@ func (r *runner) run(ctx context.Context, res *Results) error {
 	}
 
 	logf(r.cfg.Logs, "latency, one order in flight: %d warm-up + %d orders", r.cfg.Warmup, r.cfg.LatencyOrders)
-	lat, err := r.oneInFlight(ctx, svc.url, "tuned: producer flush 0", "lat-"+r.runID, r.cfg.Warmup, r.cfg.LatencyOrders)
+	lat, err := r.oneInFlight(ctx, svc, "tuned: producer flush 0", "lat-"+r.runID, r.cfg.Warmup, r.cfg.LatencyOrders)
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
@@ -155,6 +177,9 @@ func (r *runner) run(ctx context.Context, res *Results) error {
 		tp, err := r.sweep(ctx, svc)
 		res.Throughput = &tp
 		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		if err := r.afterSweep(ctx, svc, res); err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
 		if r.cfg.ProfileDir != "" {
@@ -187,6 +212,26 @@ func (r *runner) run(ctx context.Context, res *Results) error {
 	return nil
 }
 
+// afterSweep measures one order in flight and the floor again, as many as at the start.
+func (r *runner) afterSweep(ctx context.Context, svc *services, res *Results) error {
+	after := AfterSweep{OrdersBefore: r.posted}
+	logf(r.cfg.Logs, "after the sweep (%d orders taken): one order in flight and the floor again", r.posted)
+	lat, err := r.oneInFlight(ctx, svc, "tuned, after the sweep", "after-"+r.runID, r.cfg.Warmup, r.cfg.LatencyOrders)
+	if err != nil {
+		return fmt.Errorf("after the sweep: %w", err)
+	}
+	after.Latency = lat
+	floor, err := r.measureFloor(ctx, svc.kafka, r.cfg.Warmup, r.cfg.FloorRecords)
+	if err != nil {
+		return fmt.Errorf("after the sweep: %w", err)
+	}
+	after.Floor = floor
+	res.AfterSweep = &after
+	logf(r.cfg.Logs, "after the sweep: one in flight p50 %.2f ms, p99 %.2f ms; floor p50 %.3f ms, p99 %.3f ms",
+		lat.EndToEnd.P50Ms, lat.EndToEnd.P99Ms, floor.RoundTrip.P50Ms, floor.RoundTrip.P99Ms)
+	return nil
+}
+
 // startServices starts the ecosystem in a child process in dir, or describes the external one.
 func (r *runner) startServices(ctx context.Context, dir string, gokaFlush bool) (*services, error) {
 	if r.cfg.URL != "" {
@@ -209,7 +254,7 @@ func (r *runner) startServices(ctx context.Context, dir string, gokaFlush bool) 
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	logf(r.cfg.Logs, "ecosystem ready in %v: %s, broker %s", time.Since(started).Round(time.Millisecond), proc.ready.URLs[0], strings.Join(proc.ready.Brokers, ","))
+	logf(r.cfg.Logs, "ecosystem ready in %v: %s, broker %s, pprof %s", time.Since(started).Round(time.Millisecond), proc.ready.URLs[0], strings.Join(proc.ready.Brokers, ","), proc.ready.Pprof)
 	r.posted = 0
 	kcfg := r.cfg.Kafka
 	kcfg.Brokers = proc.ready.Brokers
@@ -219,6 +264,10 @@ func (r *runner) startServices(ctx context.Context, dir string, gokaFlush bool) 
 }
 
 func (r *runner) stopServices(svc *services) {
+	if svc.payer != nil {
+		svc.payer.Close()
+		svc.payer = nil
+	}
 	if svc.proc == nil {
 		return
 	}
@@ -228,19 +277,29 @@ func (r *runner) stopServices(svc *services) {
 	r.pids = nil
 }
 
-// prepare writes plentiful stock and waits until an order validates: the inventory service
-// must have read the stock before measured orders arrive, or they would fail.
+// prepare writes plentiful stock and the orders' customers, and waits until an order
+// validates: the inventory service must have read the stock before measured orders arrive, or
+// they would fail. It leaves svc ready to pay for orders.
 func (r *runner) prepare(ctx context.Context, svc *services) error {
 	cl, err := kgo.NewClient(platform.ClientOptions(svc.kafka)...)
 	if err != nil {
 		return fmt.Errorf("bench: prepare: connect: %w", err)
 	}
-	defer cl.Close()
+	codecs, err := platform.CodecsFor(ctx, svc.kafka)
+	if err != nil {
+		cl.Close()
+		return fmt.Errorf("bench: prepare: %w", err)
+	}
+	svc.payer, svc.codecs = cl, codecs
+	svc.payments = svc.kafka.Names().Topic(string(platform.TopicPayments))
 	stock := map[domain.Product]int32{}
 	for _, p := range domain.Products {
 		stock[p] = plentifulStock
 	}
 	if err := sampledata.SetStock(ctx, cl, svc.kafka.Names(), stock); err != nil {
+		return fmt.Errorf("bench: prepare: %w", err)
+	}
+	if err := sampledata.ProduceCustomersWith(ctx, cl, svc.kafka.Names(), codecs, benchCustomers()); err != nil {
 		return fmt.Errorf("bench: prepare: %w", err)
 	}
 	deadline := time.Now().Add(time.Minute)
@@ -343,7 +402,7 @@ func (r *runner) naive(ctx context.Context, dir string) (OneInFlight, error) {
 	}
 	warmup := min(r.cfg.Warmup, 5)
 	logf(r.cfg.Logs, "naive baseline, one order in flight: %d warm-up + %d orders", warmup, r.cfg.NaiveOrders)
-	res, err := r.oneInFlight(ctx, svc.url, "goka defaults: producer flush 100 ms / 64 KiB", "naive-"+r.runID, warmup, r.cfg.NaiveOrders)
+	res, err := r.oneInFlight(ctx, svc, "goka defaults: producer flush 100 ms / 64 KiB", "naive-"+r.runID, warmup, r.cfg.NaiveOrders)
 	if err != nil {
 		return res, err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ordersys/ecosystem/internal/bench"
+	"github.com/ordersys/ecosystem/internal/platform"
 )
 
 // TestMain lets the test binary serve the benchmark's service processes: the benchmark starts
@@ -68,6 +69,9 @@ func TestSmallRunEndToEnd(t *testing.T) {
 	if res.RatioToFloor == nil {
 		t.Error("no ratio to the floor")
 	}
+	if a := res.AfterSweep; a == nil || a.Latency.EndToEnd.Count != 5 || a.Latency.Failed+a.Latency.Errors != 0 || a.Floor.RoundTrip.Count != 10 || a.OrdersBefore < 25 {
+		t.Errorf("after the sweep %+v: want 5 validated orders and 10 floor records after the sweep's 20", a)
+	}
 	if n := res.Naive; cfg.NaiveOrders > 0 && (n == nil || n.EndToEnd.Count != 2 || n.Failed+n.Errors != 0) {
 		t.Errorf("naive baseline %+v (skipped: %q): want 2 validated orders", n, res.NaiveSkipped)
 	}
@@ -106,7 +110,7 @@ func TestSmallRunEndToEnd(t *testing.T) {
 	if err := bench.WriteTable(&table, res); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Latency, one order in flight", "floor", "goka defaults", "Throughput", "Cost per validated order", "Writes by topic", "Reads", "Targets"} {
+	for _, want := range []string{"Latency, one order in flight", "floor", "after the sweep", "goka defaults", "Throughput", "Cost per validated order", "Writes by topic", "Reads", "Targets"} {
 		// Skipped, the baseline still has its row, saying why.
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
@@ -150,6 +154,15 @@ func checkPerOrder(t *testing.T, s bench.Step, brokerApart bool) {
 	}
 	if per["orders"] < 2 || per["order-validations"] < 3 || c.Bytes <= 0 {
 		t.Errorf("step %.0f/s: writes per order %+v: want ≥ 2 on orders, ≥ 3 on order-validations", s.TargetRate, c.Topics)
+	}
+	// Every order is paid for and its customer exists, so the Email service joins and enriches
+	// (the last orders' enrichment may land after the step's count).
+	enriched := 0.0
+	for _, topic := range platform.LevelTopics {
+		enriched += per[string(topic)]
+	}
+	if per["payments"] < 1 || enriched == 0 {
+		t.Errorf("step %.0f/s: writes per order %+v: want ≥ 1 on payments and enriched orders on the level topics", s.TargetRate, c.Topics)
 	}
 	// The broker in its own process counts requests: every order is produced at least twice
 	// (CREATED, the decision) and read by several groups.

@@ -83,7 +83,7 @@ func (r *runner) startBroker(ctx context.Context, dir string) (*ownBroker, error
 			bootstrap: proc.ready.Brokers,
 			pid:       proc.ready.PID,
 			requests:  proc.ready.Requests,
-			describe:  fmt.Sprintf("embedded (kfake) in a process of its own (%d) at %s", proc.ready.PID, strings.Join(proc.ready.Brokers, ",")),
+			describe:  fmt.Sprintf("embedded (kfake) in a process of its own (%d) at %s, pprof %s", proc.ready.PID, strings.Join(proc.ready.Brokers, ","), proc.ready.Pprof),
 			stop: func() {
 				if err := proc.stop(60 * time.Second); err != nil {
 					logf(r.cfg.Logs, "%v", err)
@@ -128,7 +128,12 @@ func serveBroker(ctx context.Context, args []string, stdout io.Writer) error {
 	})}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
-	writeReady(stdout, readyLine{Brokers: b.Addrs(), PID: os.Getpid(), Requests: "http://" + ln.Addr().String()})
+	pprofAddr, stopPprof, err := servePprof()
+	if err != nil {
+		return fmt.Errorf("serve broker: %w", err)
+	}
+	defer stopPprof()
+	writeReady(stdout, readyLine{Brokers: b.Addrs(), PID: os.Getpid(), Requests: "http://" + ln.Addr().String(), Pprof: pprofAddr})
 	<-ctx.Done()
 	return nil
 }

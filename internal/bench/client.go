@@ -27,6 +27,22 @@ const (
 // order), so the inventory check always passes.
 const plentifulStock = 1 << 30
 
+// benchCustomers are the customers of benchOrder, their levels in turn, so the Email service
+// finds every order's customer and routes to all four level topics.
+func benchCustomers() []domain.Customer {
+	levels := []string{"platinum", "gold", "silver", "bronze"}
+	customers := make([]domain.Customer, customerSpread)
+	for i := range customers {
+		id := customerBase + int64(i)
+		customers[i] = domain.Customer{
+			ID: id, FirstName: "Bench", LastName: strconv.FormatInt(id, 10),
+			Email: "customer" + strconv.FormatInt(id, 10) + "@bench.invalid", Address: "1 load street, loopback",
+			Level: levels[i%len(levels)],
+		}
+	}
+	return customers
+}
+
 // benchOrder is order number i of a run: one unit of a product at 1.0, for a spread customer.
 func benchOrder(id string, i int) domain.Order {
 	return domain.Order{

@@ -37,7 +37,8 @@ const maxConsecutiveErrors = 10
 
 // oneInFlight posts warmup+n orders one after another, each awaited to its verdict, and
 // summarises the last n.
-func (r *runner) oneInFlight(ctx context.Context, base, config, prefix string, warmup, n int) (OneInFlight, error) {
+func (r *runner) oneInFlight(ctx context.Context, svc *services, config, prefix string, warmup, n int) (OneInFlight, error) {
+	base := svc.url
 	res := OneInFlight{Config: config, Warmup: warmup, Orders: n}
 	total := make([]time.Duration, 0, n)
 	post := make([]time.Duration, 0, n)
@@ -58,6 +59,9 @@ func (r *runner) oneInFlight(ctx context.Context, base, config, prefix string, w
 		start := time.Now()
 		err := r.client.post(octx, base, o)
 		posted := time.Since(start)
+		if err == nil {
+			r.pay(ctx, svc, o) // not octx: the payment may still be buffered when it ends
+		}
 		var state domain.OrderState
 		if err == nil {
 			state, err = r.client.awaitDecided(octx, base, id, 30*time.Second)

@@ -87,7 +87,6 @@ func (r *runner) sweep(ctx context.Context, svc *services) (Throughput, error) {
 // step starts orders at rate for d, each one POSTed and awaited to its verdict, and waits for
 // all of them. profile, when set, runs alongside and is stopped with the step.
 func (r *runner) step(ctx context.Context, svc *services, rate float64, d time.Duration, profile *profiler) (Step, error) {
-	base := svc.url
 	n := max(1, int(rate*d.Seconds()))
 	// Every step posts new ids: an id posted before would be answered from the view at once.
 	r.steps++
@@ -119,12 +118,16 @@ schedule:
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			outcomes[i] = r.loadOrder(ctx, base, prefix+"-"+strconv.Itoa(i), i)
+			outcomes[i] = r.loadOrder(ctx, svc, prefix+"-"+strconv.Itoa(i), i)
 			latencies[i] = time.Since(at)
 		}()
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	// The step's payments count in its writes; the last few may still be on their way.
+	if err := svc.payer.Flush(ctx); err != nil {
+		return Step{}, fmt.Errorf("throughput step %.0f/s: pay: %w", rate, err)
+	}
 	var profErr error
 	if profile != nil {
 		profErr = profile.stop()
@@ -197,14 +200,17 @@ func (r *runner) perOrder(ctx context.Context, s Step, writes *writeCounter, sta
 	return per
 }
 
-// loadOrder posts one order and awaits its verdict.
-func (r *runner) loadOrder(ctx context.Context, base, id string, i int) orderOutcome {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+// loadOrder posts one order, pays for it and awaits its verdict.
+func (r *runner) loadOrder(runCtx context.Context, svc *services, id string, i int) orderOutcome {
+	ctx, cancel := context.WithTimeout(runCtx, 60*time.Second)
 	defer cancel()
-	if err := r.client.post(ctx, base, benchOrder(id, i)); err != nil {
+	o := benchOrder(id, i)
+	base := svc.url
+	if err := r.client.post(ctx, base, o); err != nil {
 		r.noteError(err)
 		return outcomeError
 	}
+	r.pay(runCtx, svc, o) // not ctx: the payment may still be buffered when this returns
 	state, err := r.client.awaitDecided(ctx, base, id, 30*time.Second)
 	switch {
 	case err != nil:

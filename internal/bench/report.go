@@ -49,6 +49,11 @@ func WriteTable(w io.Writer, res *Results) error {
 	if q := res.RatioToFloor; q != nil {
 		p("| ratio tuned / floor\t \t ×%.1f\t \t ×%.1f\t \t \t \t \t \t \t", q.P50, q.P99)
 	}
+	if a := res.AfterSweep; a != nil {
+		l := a.Latency
+		latRow(fmt.Sprintf("after the sweep (%d orders taken): POST + GET validated", a.OrdersBefore), l.EndToEnd, fmt.Sprintf("%d/%d", l.Failed, l.Errors), l.Resources)
+		latRow("after the sweep: floor", a.Floor.RoundTrip, "", a.Floor.Resources)
+	}
 	if l := res.Naive; l != nil {
 		latRow("goka defaults (flush 100 ms): POST + GET validated", l.EndToEnd, fmt.Sprintf("%d/%d", l.Failed, l.Errors), l.Resources)
 		latRow("goka defaults: POST alone", l.Post, "", nil)

@@ -27,8 +27,19 @@ type Results struct {
 	Naive        *OneInFlight `json:"naive,omitempty"`
 	NaiveSkipped string       `json:"naiveSkipped,omitempty"`
 	Throughput   *Throughput  `json:"throughput,omitempty"`
+	// AfterSweep is one order in flight and the floor measured again once the sweep is over,
+	// on the state it left behind: a latency that grew with the orders taken shows here apart
+	// from the load, and the floor says whether the broker or the services grew slower.
+	AfterSweep *AfterSweep `json:"afterSweep,omitempty"`
 	Reads        []Reads      `json:"reads,omitempty"`
 	Targets      []Target     `json:"targets,omitempty"`
+}
+
+// AfterSweep is Latency and Floor again after the throughput sweep.
+type AfterSweep struct {
+	OrdersBefore int         `json:"ordersBefore"` // orders posted to the ecosystem before it
+	Latency      OneInFlight `json:"latency"`
+	Floor        Floor       `json:"floor"`
 }
 
 // FloorRatio compares the pipeline with the broker alone.

@@ -197,7 +197,8 @@ func serveOrders(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 // servePprof serves net/http/pprof on a loopback port of its own, apart from the REST API, so
-// the benchmark can take a CPU profile of the services while it loads them.
+// the benchmark (or someone watching a long run) can take CPU profiles, heap profiles and
+// execution traces of the services or the broker while it loads them.
 func servePprof() (addr string, stop func(), err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -206,6 +207,7 @@ func servePprof() (addr string, stop func(), err error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return ln.Addr().String(), func() { _ = srv.Close() }, nil

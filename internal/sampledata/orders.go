@@ -223,15 +223,25 @@ func (r *orderRun) post(ctx context.Context, o domain.Order) error {
 
 // pay writes the order's payment, as the reference's tool does right after posting.
 func (r *orderRun) pay(ctx context.Context, o domain.Order) error {
-	p := domain.Payment{ID: "Payment:" + o.ID, OrderID: o.ID, Ccy: "CZK", Amount: float64(o.Quantity) * o.Price}
-	value, err := r.codecs.Payment.Marshal(p)
+	rec, err := PaymentRecord(r.payments, r.codecs, o)
 	if err != nil {
-		return fmt.Errorf("pay order %s: %w", o.ID, err)
+		return err
 	}
-	if err := produce(ctx, r.client, []*kgo.Record{{Topic: r.payments, Key: []byte(p.ID), Value: value}}); err != nil {
+	if err := produce(ctx, r.client, []*kgo.Record{rec}); err != nil {
 		return fmt.Errorf("pay order %s: %w", o.ID, err)
 	}
 	return nil
+}
+
+// PaymentRecord is the record paying for o in full on topic (the namespaced payments topic),
+// keyed by payment id as the reference's tool keys it.
+func PaymentRecord(topic string, codecs *platform.Codecs, o domain.Order) (*kgo.Record, error) {
+	p := domain.Payment{ID: "Payment:" + o.ID, OrderID: o.ID, Ccy: "CZK", Amount: float64(o.Quantity) * o.Price}
+	value, err := codecs.Payment.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("pay order %s: %w", o.ID, err)
+	}
+	return &kgo.Record{Topic: topic, Key: []byte(p.ID), Value: value}, nil
 }
 
 func (r *orderRun) get(ctx context.Context, id string) (domain.Order, error) {
