@@ -8,7 +8,6 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/storage"
 	gometrics "github.com/rcrowley/go-metrics"
 )
 
@@ -174,7 +173,7 @@ func (g *Goka) ProcessorOptions(group goka.Group) []goka.ProcessorOption {
 		goka.WithProducerBuilder(g.producerBuilder()),
 		goka.WithConsumerGroupBuilder(g.consumerGroupBuilder()),
 		goka.WithConsumerSaramaBuilder(g.consumerBuilder()),
-		goka.WithStorageBuilder(storage.DefaultBuilder(filepath.Join(g.StateDir, "processor", string(group)))),
+		goka.WithStorageBuilder(stateStorage(filepath.Join(g.StateDir, "processor", string(group)))),
 		goka.WithLogger(gokaLogger(string(group))),
 	}
 }
@@ -197,7 +196,7 @@ func (g *Goka) ViewOptions(name string) []goka.ViewOption {
 		goka.WithViewClientID(fmt.Sprintf("%s-view-%s", g.ClientID, name)),
 		goka.WithViewTopicManagerBuilder(g.topicManagerBuilder()),
 		goka.WithViewConsumerSaramaBuilder(g.consumerBuilder()),
-		goka.WithViewStorageBuilder(storage.DefaultBuilder(filepath.Join(g.StateDir, "view", name))),
+		goka.WithViewStorageBuilder(stateStorage(filepath.Join(g.StateDir, "view", name))),
 		goka.WithViewLogger(gokaLogger("view " + name)),
 		goka.WithViewAutoReconnect(),
 	}
