@@ -123,17 +123,34 @@ type SweepFunc func(ctx context.Context, p *goka.Processor, now time.Time) (int6
 // sweepStopGrace bounds how long a sweep under way when RunSweeps' context ends may go on.
 const sweepStopGrace = 10 * time.Second
 
-// RunSweeps calls fn on the processor sup runs now, every interval, until ctx ends; a sweep
-// is skipped while the processor recovers. A sweep cut short by a rebalance is simply done
-// again next time.
+// sweepShare is the most of the time a processor's state is being swept. A sweep visits every
+// key, so it costs in proportion to the state, not to what expires: the Email service keeps
+// every finished order for its 7-day dedup retention, and after 190,000 orders its 30-second
+// sweep was a third of the services' CPU while it ran (docs/benchmarks.md, Session 6). At a
+// fixed interval a large enough state would be swept without end; past the share, sweeps come
+// further apart instead, and what they enforce (retention, hold retries) comes later, never
+// sooner than asked.
+const sweepShare = 0.05
+
+// nextSweepIn is the wait after a sweep that took took: every, or longer when the sweep took
+// more than sweepShare of every plus itself.
+func nextSweepIn(every, took time.Duration) time.Duration {
+	return max(every, time.Duration(float64(took)*(1/sweepShare-1)))
+}
+
+// RunSweeps calls fn on the processor sup runs now, every interval (further apart when sweeps
+// take longer than sweepShare of the time, see nextSweepIn), until ctx ends; a sweep is
+// skipped while the processor recovers. A sweep cut short by a rebalance is simply done again
+// next time.
 //
 // A sweep under way when ctx ends is let finish (up to sweepStopGrace), and the caller stops
 // the processor only after RunSweeps returned: goka's VisitAllWithStats reads its visit
 // counter without synchronisation when a visit is aborted while visits it queued still
 // complete (found with -race when a test stopped the email service mid-sweep).
 func RunSweeps(ctx context.Context, sup *Supervised, what string, every time.Duration, fn SweepFunc) {
-	t := time.NewTicker(every)
+	t := time.NewTimer(every)
 	defer t.Stop()
+	stretched := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -142,16 +159,26 @@ func RunSweeps(ctx context.Context, sup *Supervised, what string, every time.Dur
 		}
 		proc := sup.Processor()
 		if !proc.Recovered() {
+			t.Reset(every)
 			continue
 		}
 		sweepCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		stop := context.AfterFunc(ctx, func() { time.AfterFunc(sweepStopGrace, cancel) })
-		visited, err := fn(sweepCtx, proc, time.Now())
+		started := time.Now()
+		visited, err := fn(sweepCtx, proc, started)
+		took := time.Since(started)
 		stop()
 		cancel()
+		next := nextSweepIn(every, took)
+		t.Reset(next)
+		if (next > every) != stretched {
+			stretched = next > every
+			slog.Info(what+" sweeps spaced by their duration", slog.Bool("stretched", stretched),
+				slog.Int64("keys", visited), slog.Duration("took", took), slog.Duration("next_in", next), slog.Duration("interval", every))
+		}
 		switch {
 		case err == nil:
-			slog.Debug("swept "+what, slog.Int64("keys", visited))
+			slog.Debug("swept "+what, slog.Int64("keys", visited), slog.Duration("took", took))
 		case errors.Is(err, goka.ErrVisitAborted) || ctx.Err() != nil:
 			slog.Debug(what+" sweep interrupted", slog.Any("error", err))
 		default:
