@@ -23,13 +23,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/ordersys/ecosystem/internal/domain"
 	"github.com/ordersys/ecosystem/internal/platform"
-	"github.com/ordersys/ecosystem/internal/sampledata"
 )
 
 type runner struct {
@@ -43,6 +42,8 @@ type runner struct {
 	steps  int // throughput steps started, to keep their order ids apart
 	starts int // services started on the Apache Kafka broker, to keep their topics apart
 	posted int // orders posted to the current ecosystem
+	// payFailures counts payments that could not be written, over the run.
+	payFailures atomic.Int64
 
 	mu        sync.Mutex
 	readKeys  []string
@@ -90,22 +91,6 @@ type services struct {
 	payer    *kgo.Client
 	codecs   *platform.Codecs
 	payments string // the namespaced payments topic
-}
-
-// pay writes o's payment without waiting: the order's verdict does not depend on it, but the
-// Email service's work does, and it counts in the step's CPU, records and bytes. Errors are
-// counted as request errors.
-func (r *runner) pay(ctx context.Context, svc *services, o domain.Order) {
-	rec, err := sampledata.PaymentRecord(svc.payments, svc.codecs, o)
-	if err != nil {
-		r.noteError(err)
-		return
-	}
-	svc.payer.Produce(ctx, rec, func(_ *kgo.Record, err error) {
-		if err != nil {
-			r.noteError(fmt.Errorf("pay order %s: %w", o.ID, err))
-		}
-	})
 }
 
 func (s *services) pprof() string {
@@ -179,9 +164,7 @@ func (r *runner) run(ctx context.Context, res *Results) error {
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
-		if err := r.afterSweep(ctx, svc, res); err != nil {
-			return fmt.Errorf("bench: %w", err)
-		}
+		r.afterSweep(ctx, svc, res)
 		if r.cfg.ProfileDir != "" {
 			if err := r.profiledStep(ctx, svc, &tp); err != nil {
 				return fmt.Errorf("bench: %w", err)
@@ -209,26 +192,6 @@ func (r *runner) run(ctx context.Context, res *Results) error {
 		}
 		res.Naive = &naive
 	}
-	return nil
-}
-
-// afterSweep measures one order in flight and the floor again, as many as at the start.
-func (r *runner) afterSweep(ctx context.Context, svc *services, res *Results) error {
-	after := AfterSweep{OrdersBefore: r.posted}
-	logf(r.cfg.Logs, "after the sweep (%d orders taken): one order in flight and the floor again", r.posted)
-	lat, err := r.oneInFlight(ctx, svc, "tuned, after the sweep", "after-"+r.runID, r.cfg.Warmup, r.cfg.LatencyOrders)
-	if err != nil {
-		return fmt.Errorf("after the sweep: %w", err)
-	}
-	after.Latency = lat
-	floor, err := r.measureFloor(ctx, svc.kafka, r.cfg.Warmup, r.cfg.FloorRecords)
-	if err != nil {
-		return fmt.Errorf("after the sweep: %w", err)
-	}
-	after.Floor = floor
-	res.AfterSweep = &after
-	logf(r.cfg.Logs, "after the sweep: one in flight p50 %.2f ms, p99 %.2f ms; floor p50 %.3f ms, p99 %.3f ms",
-		lat.EndToEnd.P50Ms, lat.EndToEnd.P99Ms, floor.RoundTrip.P50Ms, floor.RoundTrip.P99Ms)
 	return nil
 }
 
@@ -275,54 +238,6 @@ func (r *runner) stopServices(svc *services) {
 		logf(r.cfg.Logs, "%v", err)
 	}
 	r.pids = nil
-}
-
-// prepare writes plentiful stock and the orders' customers, and waits until an order
-// validates: the inventory service must have read the stock before measured orders arrive, or
-// they would fail. It leaves svc ready to pay for orders.
-func (r *runner) prepare(ctx context.Context, svc *services) error {
-	cl, err := kgo.NewClient(platform.ClientOptions(svc.kafka)...)
-	if err != nil {
-		return fmt.Errorf("bench: prepare: connect: %w", err)
-	}
-	codecs, err := platform.CodecsFor(ctx, svc.kafka)
-	if err != nil {
-		cl.Close()
-		return fmt.Errorf("bench: prepare: %w", err)
-	}
-	svc.payer, svc.codecs = cl, codecs
-	svc.payments = svc.kafka.Names().Topic(string(platform.TopicPayments))
-	stock := map[domain.Product]int32{}
-	for _, p := range domain.Products {
-		stock[p] = plentifulStock
-	}
-	if err := sampledata.SetStock(ctx, cl, svc.kafka.Names(), stock); err != nil {
-		return fmt.Errorf("bench: prepare: %w", err)
-	}
-	if err := sampledata.ProduceCustomersWith(ctx, cl, svc.kafka.Names(), codecs, benchCustomers()); err != nil {
-		return fmt.Errorf("bench: prepare: %w", err)
-	}
-	deadline := time.Now().Add(time.Minute)
-	for k := 0; ; k++ {
-		id := fmt.Sprintf("probe-%s-%d", r.runID, k)
-		pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err := r.client.post(pctx, svc.url, benchOrder(id, k))
-		r.posted++
-		var state domain.OrderState
-		if err == nil {
-			state, err = r.client.awaitDecided(pctx, svc.url, id, 10*time.Second)
-		}
-		cancel()
-		if err == nil && state == domain.OrderValidated {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("bench: prepare: no order validated within a minute (last: state %q, error %v)", state, err)
-		}
-		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
-			return fmt.Errorf("bench: prepare: %w", err)
-		}
-	}
 }
 
 // profiledStep repeats the first failing rate (the last rate when all passed) with CPU

@@ -76,7 +76,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	cfg.Kafka.Security.RegisterFlags(fs)
 	fs.DurationVar(&cfg.BrokerCompactEvery, "broker-compact-every", 0, "with --broker process: how often the broker compacts (0: the embedded broker's default, 1h)")
 	fs.StringVar(&cfg.Kafka.Producer, "producer", cfg.Kafka.Producer, "client the started ecosystem's stream processors write with: franz-go or sarama (goka's own)")
-	fs.StringVar(&cfg.URL, "url", "", "Orders REST base URL of a running ecosystem (with --brokers); its stock is set to 2^30 of every product, customers 1000000–1009999 are written and every order is paid")
+	fs.StringVar(&cfg.URL, "url", "", "Orders REST base URL of a running ecosystem (with --brokers); its stock is set to 2^30 of every product, customers 1000000–1009999 are written and every order is paid, so its Email service sends one email per order (to @bench.invalid); give --schema-registry when the ecosystem uses one, or the customers and payments carry the built-in schema ids")
 	fs.StringVar(&cfg.Kafka.TopicPrefix, "topic-prefix", "", "topic and group prefix of the running ecosystem")
 	fs.StringVar(&cfg.Kafka.SchemaRegistryURL, "schema-registry", "", "schema registry of the running ecosystem, for the extra Orders instances")
 	fs.IntVar(&cfg.ServicesPID, "services-pid", 0, "with --url: process id of the running ecosystem, to report its CPU and memory")

@@ -45,9 +45,11 @@ func (r *runner) oneInFlight(ctx context.Context, svc *services, config, prefix 
 	consecutive := 0
 	var mon *resourceMonitor
 	var monErr error
+	var payFailuresBefore int64
 	for i := range warmup + n {
 		if i == warmup {
 			mon, monErr = r.startMonitor()
+			payFailuresBefore = r.payFailures.Load()
 		}
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("one in flight: %w", err)
@@ -94,6 +96,11 @@ func (r *runner) oneInFlight(ctx context.Context, svc *services, config, prefix 
 		}
 	}
 	res.Resources = r.finishMonitor(mon, monErr)
+	payFailures, err := r.paymentsSettled(ctx, svc, payFailuresBefore)
+	if err != nil {
+		return res, fmt.Errorf("one in flight: %w", err)
+	}
+	res.Errors += payFailures
 	res.EndToEnd = summarize(total)
 	res.Post = summarize(post)
 	return res, nil

@@ -96,6 +96,7 @@ func (r *runner) step(ctx context.Context, svc *services, rate float64, d time.D
 	sem := make(chan struct{}, r.cfg.MaxInFlight)
 	var wg sync.WaitGroup
 
+	payFailuresBefore := r.payFailures.Load()
 	writes, writesErr := startWriteCounter(ctx, svc.kafka)
 	countsBefore := r.brokerCounts(ctx)
 	mon, monErr := r.startMonitor()
@@ -125,8 +126,9 @@ schedule:
 	wg.Wait()
 	elapsed := time.Since(start)
 	// The step's payments count in its writes; the last few may still be on their way.
-	if err := svc.payer.Flush(ctx); err != nil {
-		return Step{}, fmt.Errorf("throughput step %.0f/s: pay: %w", rate, err)
+	payFailures, err := r.paymentsSettled(ctx, svc, payFailuresBefore)
+	if err != nil {
+		return Step{}, fmt.Errorf("throughput step %.0f/s: %w", rate, err)
 	}
 	var profErr error
 	if profile != nil {
@@ -155,6 +157,7 @@ schedule:
 		}
 		decided = append(decided, latencies[i])
 	}
+	s.Errors += payFailures
 	s.Latency = summarize(decided)
 	s.AchievedRate = round2(float64(s.Validated) / elapsed.Seconds())
 	s.Pass = s.Errors == 0 && s.Failed == 0 && s.Latency.P99Ms <= ms(r.cfg.P99Limit)

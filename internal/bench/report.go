@@ -49,10 +49,12 @@ func WriteTable(w io.Writer, res *Results) error {
 	if q := res.RatioToFloor; q != nil {
 		p("| ratio tuned / floor\t \t ×%.1f\t \t ×%.1f\t \t \t \t \t \t \t", q.P50, q.P99)
 	}
-	if a := res.AfterSweep; a != nil {
+	if a := res.AfterSweep; a != nil && a.Error == "" {
 		l := a.Latency
-		latRow(fmt.Sprintf("after the sweep (%d orders taken): POST + GET validated", a.OrdersBefore), l.EndToEnd, fmt.Sprintf("%d/%d", l.Failed, l.Errors), l.Resources)
+		latRow(fmt.Sprintf("after the sweep (%d orders taken, settled in %.1f s): POST + GET validated", a.OrdersBefore, a.SettleS), l.EndToEnd, fmt.Sprintf("%d/%d", l.Failed, l.Errors), l.Resources)
 		latRow("after the sweep: floor", a.Floor.RoundTrip, "", a.Floor.Resources)
+	} else if a != nil {
+		p("| after the sweep: not measured (%s)\t \t \t \t \t \t \t \t \t \t \t", a.Error)
 	}
 	if l := res.Naive; l != nil {
 		latRow("goka defaults (flush 100 ms): POST + GET validated", l.EndToEnd, fmt.Sprintf("%d/%d", l.Failed, l.Errors), l.Resources)

@@ -31,15 +31,19 @@ type Results struct {
 	// on the state it left behind: a latency that grew with the orders taken shows here apart
 	// from the load, and the floor says whether the broker or the services grew slower.
 	AfterSweep *AfterSweep `json:"afterSweep,omitempty"`
-	Reads        []Reads      `json:"reads,omitempty"`
-	Targets      []Target     `json:"targets,omitempty"`
+	Reads      []Reads     `json:"reads,omitempty"`
+	Targets    []Target    `json:"targets,omitempty"`
 }
 
 // AfterSweep is Latency and Floor again after the throughput sweep.
 type AfterSweep struct {
-	OrdersBefore int         `json:"ordersBefore"` // orders posted to the ecosystem before it
-	Latency      OneInFlight `json:"latency"`
-	Floor        Floor       `json:"floor"`
+	OrdersBefore int `json:"ordersBefore"` // orders posted to the ecosystem before it
+	// SettleS is how long the services took to read everything written before it began.
+	SettleS float64     `json:"settleS"`
+	Latency OneInFlight `json:"latency"`
+	Floor   Floor       `json:"floor"`
+	// Error says why it is incomplete; empty when it is not.
+	Error string `json:"error,omitempty"`
 }
 
 // FloorRatio compares the pipeline with the broker alone.
