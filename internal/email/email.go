@@ -21,9 +21,12 @@
 // is abandoned, logged and counted.
 //
 // Expiry: goka has no timers, so Service.Run sweeps every partition's state every
-// SweepInterval with a goka visitor (SweepAt). Candidates that found no partner within
-// Retention.Join are dropped and counted as unmatched; finished orders are forgotten after
-// Retention.Dedup. Retention is measured in processing time; the window in event time.
+// SweepInterval with a goka visitor (SweepAt); a sweep visits every key, so on a state large
+// enough that sweeping would take more than 5% of the time, sweeps come further apart, up to
+// ten intervals (service.RunSweeps), and what they enforce comes that much later. Candidates
+// that found no partner within Retention.Join are dropped and counted as unmatched; finished
+// orders are forgotten after Retention.Dedup. Retention is measured in processing time; the
+// window in event time.
 //
 // Crashes: the email is sent before the state saying so is stored, and the input offset is
 // committed only after that state and the outputs are acknowledged. A crash in between
@@ -102,7 +105,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	platform.DurationVar(fs, &c.Retention.Dedup, "dedup-retention", "DEDUP_RETENTION", c.Retention.Dedup,
 		"how long a finished order is remembered so that nothing is sent for it again")
 	platform.DurationVar(fs, &c.SweepInterval, "sweep-interval", "SWEEP_INTERVAL", c.SweepInterval,
-		"how often expired state is dropped and waiting orders look for their customer again")
+		"how often expired state is dropped and waiting orders look for their customer again (up to ten times less often while sweeps take over 5% of the time)")
 }
 
 // Validate checks the configuration.

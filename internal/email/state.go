@@ -25,8 +25,9 @@ const maxPendingPayments = 8
 // heldListBudget bounds, in encoded bytes, the list of orders waiting for one missing customer,
 // so that no customer key's value nears Kafka's 1 MiB record limit however many orders name
 // that customer. An order that does not fit is not listed: it still waits in its own state,
-// and the periodic sweep, which looks up the customer of every waiting order, releases it
-// within a sweep interval of its customer's arrival instead of at once.
+// and the periodic sweep, which looks up the customer of every waiting order, releases it at
+// the next sweep after its customer's arrival instead of at once (sweeps come every
+// SweepInterval, up to ten intervals apart on a large state: service.RunSweeps).
 const heldListBudget = 64 << 10
 
 // heldOverhead is what one listed order costs beyond its JSON-encoded id: separators and a

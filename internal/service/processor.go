@@ -123,19 +123,25 @@ type SweepFunc func(ctx context.Context, p *goka.Processor, now time.Time) (int6
 // sweepStopGrace bounds how long a sweep under way when RunSweeps' context ends may go on.
 const sweepStopGrace = 10 * time.Second
 
-// sweepShare is the most of the time a processor's state is being swept. A sweep visits every
-// key, so it costs in proportion to the state, not to what expires: the Email service keeps
-// every finished order for its 7-day dedup retention, and after 190,000 orders its 30-second
-// sweep was a third of the services' CPU while it ran (docs/benchmarks.md, Session 6). At a
-// fixed interval a large enough state would be swept without end; past the share, sweeps come
-// further apart instead, and what they enforce (retention, hold retries) comes later, never
-// sooner than asked.
-const sweepShare = 0.05
+// sweepShare is the most of the time a processor's state is being swept, and maxSweepStretch
+// how far apart that may space sweeps, in intervals. A sweep visits every key, so it costs in
+// proportion to the state, not to what expires: the Email service keeps every finished order
+// for its 7-day dedup retention, and after 190,000 orders its 30-second sweep was a third of
+// the services' CPU while it ran (docs/benchmarks.md, Session 6). At a fixed interval a large
+// enough state would be swept without end; past the share, sweeps come further apart instead,
+// so what they enforce (retention, hold retries, abandoning) comes later, never sooner than
+// configured, and at most maxSweepStretch intervals apart: a sweep's wall time also counts
+// what is not state (a slow mail server inside it, a backlog its visits queue behind), and
+// the Email service's holds must still be retried and expired within minutes.
+const (
+	sweepShare      = 0.05
+	maxSweepStretch = 10
+)
 
-// nextSweepIn is the wait after a sweep that took took: every, or longer when the sweep took
-// more than sweepShare of every plus itself.
+// nextSweepIn is the wait after a sweep that took took: every, or longer (up to
+// maxSweepStretch × every) when the sweep took more than sweepShare of every plus itself.
 func nextSweepIn(every, took time.Duration) time.Duration {
-	return max(every, time.Duration(float64(took)*(1/sweepShare-1)))
+	return min(maxSweepStretch*every, max(every, time.Duration(float64(took)*(1/sweepShare-1))))
 }
 
 // RunSweeps calls fn on the processor sup runs now, every interval (further apart when sweeps
@@ -169,10 +175,16 @@ func RunSweeps(ctx context.Context, sup *Supervised, what string, every time.Dur
 		took := time.Since(started)
 		stop()
 		cancel()
-		next := nextSweepIn(every, took)
+		next := every
+		if err == nil {
+			// An aborted or failed sweep says nothing of the state's size.
+			next = nextSweepIn(every, took)
+		}
 		t.Reset(next)
-		if (next > every) != stretched {
-			stretched = next > every
+		// Logged when sweeps start to come at least twice the interval apart and when they are
+		// back at the interval, not on every wobble around the threshold.
+		if !stretched && next >= 2*every || stretched && next == every {
+			stretched = !stretched
 			slog.Info(what+" sweeps spaced by their duration", slog.Bool("stretched", stretched),
 				slog.Int64("keys", visited), slog.Duration("took", took), slog.Duration("next_in", next), slog.Duration("interval", every))
 		}
