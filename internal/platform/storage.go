@@ -20,7 +20,7 @@ import (
 // level 0 into level 1 at 4 tables and slow every write by 1 ms from 8 (a pause from 12): a
 // reviewer measured 20,000 random 1 KiB writes (a table's recovery, say) taking 0.50 s with 95
 // delayed writes and 76 MB rewritten, against 0.17 s with the defaults. Compacting at 8 tables
-// and slowing from 16 (pausing from 24) took 0.29 s with no delay and 24 MB rewritten
+// and slowing from 16 (pausing from 24) took 0.29-0.34 s with no delay and 24 MB rewritten
 // (BenchmarkStateStorageRandomWrites). Against the defaults, the services' CPU per order in
 // the benchmark stayed within 0-4% and their memory fell by two thirds; a bloom filter on top
 // measured no better (Session 6 in docs/benchmarks.md).
