@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/lovoo/goka"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -61,7 +60,7 @@ func (r *runner) waitSettled(ctx context.Context, svc *services, timeout time.Du
 	adm := kadm.NewClient(cl)
 	names := svc.kafka.Names()
 	var groups []string
-	for _, g := range []goka.Group{platform.GroupOrders, platform.GroupValidation, platform.GroupDetails, platform.GroupFraud, platform.GroupInventory, platform.GroupEmail} {
+	for _, g := range platform.AllGroups() {
 		groups = append(groups, string(names.Group(g)))
 	}
 	start := time.Now()

@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/ordersys/ecosystem/internal/domain"
 	"github.com/ordersys/ecosystem/internal/ordersapi"
+	"github.com/ordersys/ecosystem/internal/platform"
 )
 
 // Customers spread the orders so that no customer's fraud total nears the 2000 limit: every
@@ -27,10 +30,10 @@ const (
 // order), so the inventory check always passes.
 const plentifulStock = 1 << 30
 
-// benchCustomers are the customers of benchOrder, their levels in turn, so the Email service
+// benchCustomers are the customers of benchOrder, the levels in turn, so the Email service
 // finds every order's customer and routes to all four level topics.
 func benchCustomers() []domain.Customer {
-	levels := []string{"platinum", "gold", "silver", "bronze"}
+	levels := slices.Sorted(maps.Keys(platform.LevelTopics))
 	customers := make([]domain.Customer, customerSpread)
 	for i := range customers {
 		id := customerBase + int64(i)

@@ -1,6 +1,10 @@
 package platform
 
-import "github.com/lovoo/goka"
+import (
+	"slices"
+
+	"github.com/lovoo/goka"
+)
 
 // Public topics of SPEC.md. Their names, keys and value formats are shared with the reference
 // Java system.
@@ -94,6 +98,10 @@ func AllTopics() []TopicSpec {
 	)
 	return topics
 }
+
+// AllGroups lists the consumer groups of the ecosystem (every one keeps a group table), for
+// tools that watch them, such as the benchmark waiting for their lag to reach zero.
+func AllGroups() []goka.Group { return slices.Clone(groupsWithTable) }
 
 // LoopTopic is the name goka gives a group's loopback topic (goka exports no function for it).
 func LoopTopic(g goka.Group) string { return string(g) + "-loop" }
